@@ -1,0 +1,136 @@
+#include "buf.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/crypto.h>
+
+void buf_init(struct buf *b, size_t max)
+{
+	b->data = NULL;
+	b->len = 0;
+	b->cap = 0;
+	b->max = max;
+}
+
+void buf_free(struct buf *b)
+{
+	if (b->data) {
+		OPENSSL_cleanse(b->data, b->cap);
+		free(b->data);
+	}
+	b->data = NULL;
+	b->len = 0;
+	b->cap = 0;
+}
+
+/* Makes room for extra more bytes plus the NUL.  Growth copies into a new
+ * block and wipes the old one, so no stale copy of a secret is left behind
+ * (realloc could leave one). */
+static int buf_reserve(struct buf *b, size_t extra)
+{
+	size_t need, cap;
+	char *p;
+
+	if (extra > b->max || b->len > b->max - extra) {
+		buf_free(b);
+		return -E2BIG;
+	}
+	need = b->len + extra + 1;
+	if (need <= b->cap)
+		return 0;
+	cap = b->cap ? b->cap : 64;
+	while (cap < need)
+		cap *= 2;
+	if (cap > b->max + 1)
+		cap = b->max + 1;
+	p = malloc(cap);
+	if (!p) {
+		buf_free(b);
+		return -ENOMEM;
+	}
+	if (b->data) {
+		memcpy(p, b->data, b->len + 1);
+		OPENSSL_cleanse(b->data, b->cap);
+		free(b->data);
+	}
+	b->data = p;
+	b->cap = cap;
+	return 0;
+}
+
+int buf_append(struct buf *b, const void *data, size_t len)
+{
+	int r = buf_reserve(b, len);
+
+	if (r)
+		return r;
+	if (len)
+		memcpy(b->data + b->len, data, len);
+	b->len += len;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+int buf_append_str(struct buf *b, const char *s)
+{
+	return buf_append(b, s, strlen(s));
+}
+
+int buf_printf(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n, r;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return -EINVAL;
+	r = buf_reserve(b, (size_t)n);
+	if (r)
+		return r;
+	va_start(ap, fmt);
+	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+	return 0;
+}
+
+char *buf_steal(struct buf *b)
+{
+	char *p;
+
+	if (!b->data) {
+		p = strdup("");
+		return p;
+	}
+	p = b->data;
+	b->data = NULL;
+	b->len = 0;
+	b->cap = 0;
+	return p;
+}
+
+void secret_free(char *s)
+{
+	if (!s)
+		return;
+	OPENSSL_cleanse(s, strlen(s));
+	free(s);
+}
+
+void secret_free_n(void *p, size_t n)
+{
+	if (!p)
+		return;
+	OPENSSL_cleanse(p, n);
+	free(p);
+}
+
+char *secret_strdup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}

@@ -1,0 +1,30 @@
+/*
+ * The only place credfs reads the clock, so tests can replace it.
+ * Wall time decides what an STS expiration means; monotonic time schedules
+ * renewals and bounds waits, so a wall-clock jump cannot stall or rush them.
+ */
+#ifndef CREDFS_CLOCK_H
+#define CREDFS_CLOCK_H
+
+#include <stdint.h>
+#include <time.h>
+
+/* Seconds since the Unix epoch. */
+int64_t clock_wall(void);
+/* Milliseconds on a clock that never jumps (CLOCK_MONOTONIC). */
+int64_t clock_mono_ms(void);
+
+/* Tests: replace both sources (NULL restores the real clock). */
+void clock_set_source(int64_t (*wall)(void), int64_t (*mono_ms)(void));
+
+/* RFC 3339 UTC "2026-11-22T11:41:34Z" into out (>= 21 bytes). */
+void clock_format_rfc3339(int64_t t, char out[static 21]);
+/* Parses ISO 8601 UTC "YYYY-MM-DDTHH:MM:SS[.frac]Z" (fraction dropped).
+ * Returns 0 and sets *t, or -1 if s is not such a time. */
+int clock_parse_iso8601(const char *s, int64_t *t);
+
+/* An absolute CLOCK_MONOTONIC timespec ms milliseconds from now, for
+ * pthread_cond_timedwait on a condvar created with CLOCK_MONOTONIC. */
+struct timespec clock_deadline_ms(int64_t ms);
+
+#endif

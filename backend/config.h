@@ -1,0 +1,117 @@
+/*
+ * The configuration file: an INI document parsed with inih and validated
+ * into plain structs.  Every problem is reported through struct cfg_error
+ * with the file and line it stands on; nothing here prints.
+ *
+ * After cfg_load() succeeds every role is complete: [credfs] defaults are
+ * applied, session_name and sts_endpoint are filled in, and source_role
+ * references are resolved and free of cycles.
+ */
+#ifndef CREDFS_CONFIG_H
+#define CREDFS_CONFIG_H
+
+#include <stddef.h>
+#include <sys/types.h>
+#include "compiler.h"
+
+#define CFG_ROLE_NAME_MAX 64
+#define CFG_ERROR_TEXT_MAX 512
+
+struct cfg_error {
+	char file[4096];
+	int line;			/* 0 when the error has no line */
+	char text[CFG_ERROR_TEXT_MAX];	/* a plain sentence, no secret in it */
+};
+
+/* Where a role's web identity token comes from. */
+enum cfg_token_source {
+	CFG_TOKEN_SIGNED,	/* subject =: credfs signs it with [signer] */
+	CFG_TOKEN_FILE,		/* web_identity_token_file =: read afresh */
+	CFG_TOKEN_CHAINED,	/* source_role =: AssumeRole, no token */
+};
+
+struct cfg_tag {
+	char *key;
+	char *value;
+};
+
+struct cfg_role {
+	char name[CFG_ROLE_NAME_MAX + 1];
+	int line;			/* line of the [role NAME] header */
+
+	char *role_arn;
+	enum cfg_token_source token_source;
+	char *subject;			/* CFG_TOKEN_SIGNED */
+	char *web_identity_token_file;	/* CFG_TOKEN_FILE */
+	char *source_role;		/* CFG_TOKEN_CHAINED */
+	size_t source_index;		/* CFG_TOKEN_CHAINED: index into cfg.roles */
+	char *session_name;		/* default credfs-NAME */
+
+	/* AssumeRole extras (also sent with web identity where STS takes them). */
+	char *external_id;
+	char *policy;			/* inline session policy JSON */
+	char **policy_arns;
+	size_t n_policy_arns;
+	struct cfg_tag *tags;
+	size_t n_tags;
+	char **transitive_tag_keys;
+	size_t n_transitive_tag_keys;
+	char *source_identity;
+
+	/* [credfs] defaults, possibly overridden per role. */
+	char *region;
+	char *sts_endpoint;		/* always set after load */
+	char *ca_file;			/* NULL: system CAs */
+	int use_fips_endpoint;
+	int duration_seconds;
+	double refresh_fraction;
+	int min_validity;
+	int wait_timeout;
+
+	uid_t uid;
+	gid_t gid;
+	mode_t mode;			/* 0400 or 0440 */
+};
+
+struct cfg_signer {
+	int present;			/* a [signer] section exists */
+	int line;			/* its header line */
+	char *key;
+	int key_line;
+	char *issuer;
+	char *audience;
+	int token_lifetime;
+	int clock_skew;			/* seconds iat/nbf are backdated */
+	char **previous_keys;
+	int *previous_key_lines;
+	size_t n_previous_keys;
+};
+
+struct cfg {
+	char *path;
+	struct cfg_signer signer;
+	struct cfg_role *roles;
+	size_t n_roles;
+};
+
+/* Parses and validates path.  On success returns 0 and *out (free with
+ * cfg_free).  On failure returns -1, fills err, and *out is NULL. */
+int cfg_load(const char *path, struct cfg **out, struct cfg_error *err) WUR;
+
+/* Same, from a string (for tests and fuzzing); name is used in errors. */
+int cfg_load_string(const char *text, const char *name, struct cfg **out,
+		    struct cfg_error *err) WUR;
+
+void cfg_free(struct cfg *cfg);
+
+/* The role called name, or NULL. */
+const struct cfg_role *cfg_find_role(const struct cfg *cfg, const char *name);
+
+/* "FILE:LINE: text" (or "FILE: text" without a line) into out. */
+void cfg_error_format(const struct cfg_error *err, char *out, size_t outlen);
+
+/* The default STS endpoint for a region: regional, with the China and
+ * GovCloud partitions and FIPS where it exists.  Caller frees. */
+char *cfg_default_endpoint(const char *region, int use_fips) WUR;
+
+#endif

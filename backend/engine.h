@@ -1,0 +1,64 @@
+/*
+ * The credential engine: the runtime state of every role.  It decides when
+ * to renew (refresh_fraction / min_validity), makes sure one renewal per
+ * role is in flight however many readers arrive, renews in the background
+ * while valid credentials are served, never hands out expired credentials,
+ * and bounds every wait by the role's wait_timeout.
+ *
+ * Locking: each role has its own mutex; no engine call holds two role locks
+ * at once, and STS is never called with a lock held.  See docs/engine.md.
+ */
+#ifndef CREDFS_ENGINE_H
+#define CREDFS_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "compiler.h"
+#include "config.h"
+#include "signer.h"
+#include "sts.h"
+
+struct engine;
+
+/* A published set of credentials: immutable, reference-counted, wiped when
+ * the last reference goes. */
+struct creds {
+	struct sts_credentials sts;
+	int64_t obtained;		/* wall seconds when received */
+};
+
+/* cfg and signer (may be NULL) must outlive the engine. */
+struct engine *engine_new(const struct cfg *cfg, struct signer *signer) WUR;
+/* Waits a bounded time for renewals in flight, then frees everything. */
+void engine_free(struct engine *e);
+
+/* Valid credentials for role index i, renewing first if there are none
+ * (waiting at most the role's wait_timeout) and in the background if the
+ * refresh point has passed.  Returns 0 and a reference (creds_unref it),
+ * or -EIO when no unexpired credentials could be had in time. */
+int engine_get_credentials(struct engine *e, size_t i, struct creds **out) WUR;
+void creds_unref(struct creds *c);
+
+/* The web identity token role i uses: signed (re-signed once its own
+ * refresh point passes) or read afresh from web_identity_token_file.
+ * Returns 0 and a malloc'd token (secret_free it), -ENOENT for a chained
+ * role (it has none), or -EIO (the reason is in status). */
+int engine_get_token(struct engine *e, size_t i, char **out) WUR;
+
+/* Role i's state as a JSON document for people and scripts; no secret in
+ * it.  malloc'd, NULL on allocation failure. */
+char *engine_status(struct engine *e, size_t i) WUR;
+
+/* Total STS requests sent for role i (each HTTP attempt counts). */
+unsigned long engine_sts_calls(struct engine *e, size_t i);
+
+/*
+ * The refresh rule as plain arithmetic, for the engine and its tests:
+ * credentials received at `obtained` that expire at `expires` are due for
+ * renewal at the earlier of obtained + fraction * lifetime and
+ * expires - min_validity, never before obtained.
+ */
+int64_t engine_refresh_point(int64_t obtained, int64_t expires,
+			     double fraction, int64_t min_validity);
+
+#endif

@@ -1,0 +1,51 @@
+/*
+ * credfs as an OIDC issuer: signing keys, JWTs, the JWKS and the discovery
+ * document.  Private keys are EC P-256 (ES256) or RSA >= 2048 (RS256), PEM.
+ * kid = base64url(SHA-256(DER SubjectPublicKeyInfo)), as kube-apiserver and
+ * ccoctl compute it.
+ */
+#ifndef CREDFS_SIGNER_H
+#define CREDFS_SIGNER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "compiler.h"
+#include "config.h"
+
+struct signer;
+
+/* Writes a new private key (PKCS#8 PEM, mode 0600) to path; never
+ * overwrites.  type is "ec" (P-256; bits ignored) or "rsa" (bits >= 2048,
+ * 0 means 2048).  Returns 0, or -1 with a sentence in err. */
+int signer_keygen(const char *path, const char *type, int bits, char *err,
+		  size_t errlen) WUR;
+
+/* Loads [signer] of cfg: the key (must be a regular file, not group- or
+ * world-readable, EC P-256 or RSA >= 2048) and previous_keys (private or
+ * public PEM, public half published).  Errors carry the config file and the
+ * line of the offending key.  cfg->signer.present must be set. */
+int signer_load(const struct cfg *cfg, struct signer **out,
+		struct cfg_error *err) WUR;
+void signer_free(struct signer *s);
+
+/* "ES256" or "RS256". */
+const char *signer_alg(const struct signer *s);
+/* kid of the current key. */
+const char *signer_kid(const struct signer *s);
+int signer_token_lifetime(const struct signer *s);
+
+/* Signs a JWT for subject with iat = nbf = now - clock_skew,
+ * exp = now + token_lifetime, iss/aud from the config, and a random jti.
+ * Returns 0 and a malloc'd token (free with secret_free), or -1. */
+int signer_sign(struct signer *s, const char *subject, int64_t now,
+		char **jwt_out) WUR;
+
+/* JWKS {"keys":[current, previous...]}; malloc'd JSON text, NULL on error. */
+char *signer_jwks(const struct signer *s) WUR;
+/* OIDC discovery document; malloc'd JSON text, NULL on error. */
+char *signer_discovery(const struct signer *s) WUR;
+
+/* base64url without padding; malloc'd, NULL on error. */
+char *b64url_encode(const unsigned char *data, size_t len) WUR;
+
+#endif

@@ -1,0 +1,20 @@
+/* The commands that do not mount: keygen, oidc, check.  Each returns the
+ * process exit status (0 success, 1 runtime failure, 2 usage or config). */
+#ifndef CREDFS_COMMANDS_H
+#define CREDFS_COMMANDS_H
+
+#include "config.h"
+#include "signer.h"
+
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+
+int cmd_keygen(int argc, char **argv);
+int cmd_oidc(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+
+/* Loads and validates a config and its signer, printing "FILE:LINE: text"
+ * to stderr on failure.  Returns 0, or EXIT_USAGE. */
+int load_config(const char *path, struct cfg **cfg, struct signer **signer);
+
+#endif

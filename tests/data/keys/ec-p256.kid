@@ -1,0 +1,1 @@
+VND6alyLnM-uemNmtkK_YT9Y8LMuE9a5VERp7sV92dM

@@ -1,0 +1,1 @@
+en5spIFPzX78ghJ3lwf41c-1Opy91OkjAunicLA2Pnc

@@ -1,0 +1,632 @@
+/*
+ * Unit tests of the configuration loader: the data-driven cases under
+ * tests/data/config (one folder per case, see its README.md) and the
+ * defaults, endpoints and role chains a user relies on.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "config.h"
+
+#define CASE_DIR TEST_DATA_DIR "/config"
+
+static const char minimal[] =
+	"[credfs]\n"
+	"region = ap-northeast-1\n"
+	"\n"
+	"[signer]\n"
+	"key = /etc/credfs/signer.pem\n"
+	"issuer = https://oidc.example.com\n"
+	"\n"
+	"[role app]\n"
+	"role_arn = arn:aws:iam::123456789012:role/app\n"
+	"subject = system:serviceaccount:prod:app\n";
+
+/* Loads text; returns the cfg or NULL and prints the error on failure. */
+static struct cfg *load(const char *text)
+{
+	struct cfg *cfg = NULL;
+	struct cfg_error err;
+	char msg[1024];
+
+	if (cfg_load_string(text, "test.conf", &cfg, &err)) {
+		cfg_error_format(&err, msg, sizeof(msg));
+		fprintf(stderr, "    unexpected error: %s\n", msg);
+		return NULL;
+	}
+	return cfg;
+}
+
+/* Loads text that must fail; returns "LINE: text" in out. */
+static void load_error(const char *text, char *out, size_t len)
+{
+	struct cfg *cfg = NULL;
+	struct cfg_error err;
+
+	if (!cfg_load_string(text, "test.conf", &cfg, &err)) {
+		cfg_free(cfg);
+		snprintf(out, len, "(loaded)");
+		return;
+	}
+	CHECK(cfg == NULL);
+	CHECK_STR(err.file, "test.conf");
+	snprintf(out, len, "%d: %s", err.line, err.text);
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The case folder names under CASE_DIR starting with prefix, sorted. */
+static size_t list_cases(const char *prefix, char ***out)
+{
+	DIR *d = opendir(CASE_DIR);
+	struct dirent *e;
+	char **names = NULL;
+	size_t n = 0;
+
+	CHECK(d != NULL);
+	if (!d) {
+		*out = NULL;
+		return 0;
+	}
+	while ((e = readdir(d))) {
+		char **grown;
+
+		if (strncmp(e->d_name, prefix, strlen(prefix)))
+			continue;
+		grown = realloc(names, (n + 1) * sizeof(*names));
+		if (!grown)
+			break;
+		names = grown;
+		names[n] = strdup(e->d_name);
+		if (names[n])
+			n++;
+	}
+	closedir(d);
+	if (n)
+		qsort(names, n, sizeof(*names), name_cmp);
+	*out = names;
+	return n;
+}
+
+/* The first line of path, without its newline, into out. */
+static int read_expected(const char *path, char *out, size_t len)
+{
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return -1;
+	if (!fgets(out, (int)len, f))
+		out[0] = '\0';
+	fclose(f);
+	out[strcspn(out, "\n")] = '\0';
+	return 0;
+}
+
+/* Runs every case folder with the given prefix; each prints a line. */
+static size_t run_cases(const char *prefix)
+{
+	char **names;
+	size_t n = list_cases(prefix, &names);
+
+	for (size_t i = 0; i < n; i++) {
+		char conf[PATH_MAX], expfile[PATH_MAX];
+		char expected[1024], got[1024];
+		struct cfg *cfg = NULL;
+		struct cfg_error err;
+		int ok;
+
+		snprintf(conf, sizeof(conf), "%s/%s/credfs.conf", CASE_DIR,
+			 names[i]);
+		snprintf(expfile, sizeof(expfile), "%s/%s/expected", CASE_DIR,
+			 names[i]);
+		if (read_expected(expfile, expected, sizeof(expected))) {
+			snprintf(expected, sizeof(expected), "(no expected file)");
+		}
+		if (cfg_load(conf, &cfg, &err)) {
+			snprintf(got, sizeof(got), "%d: %s", err.line, err.text);
+			/* The file named in the error is the one loaded. */
+			CHECK_STR(err.file, conf);
+			CHECK(cfg == NULL);
+		} else {
+			snprintf(got, sizeof(got), "ok");
+			CHECK(cfg != NULL);
+			cfg_free(cfg);
+		}
+		ok = !strcmp(got, expected);
+		printf("    %s config/%s\n", ok ? "ok  " : "FAIL", names[i]);
+		if (!ok) {
+			fprintf(stderr, "    config/%s:\n      expected: %s\n      got:      %s\n",
+				names[i], expected, got);
+			check_failures_in_test++;
+		}
+		free(names[i]);
+	}
+	free(names);
+	return n;
+}
+
+static void test_data_good_cases(void)
+{
+	CHECK(run_cases("good-") >= 6);
+}
+
+static void test_data_bad_cases(void)
+{
+	CHECK(run_cases("bad-") >= 25);
+}
+
+static void test_defaults(void)
+{
+	struct cfg *cfg = load(minimal);
+	const struct cfg_role *r;
+
+	CHECK(cfg != NULL);
+	if (!cfg)
+		return;
+	CHECK_STR(cfg->path, "test.conf");
+	CHECK(cfg->n_roles == 1);
+	r = &cfg->roles[0];
+	CHECK_STR(r->name, "app");
+	CHECK(r->line == 8);
+	CHECK_STR(r->role_arn, "arn:aws:iam::123456789012:role/app");
+	CHECK(r->token_source == CFG_TOKEN_SIGNED);
+	CHECK_STR(r->subject, "system:serviceaccount:prod:app");
+	CHECK(r->web_identity_token_file == NULL);
+	CHECK(r->source_role == NULL);
+	CHECK_STR(r->region, "ap-northeast-1");
+	CHECK_STR(r->sts_endpoint, "https://sts.ap-northeast-1.amazonaws.com");
+	CHECK(r->ca_file == NULL);
+	CHECK(r->use_fips_endpoint == 0);
+	CHECK(r->duration_seconds == 3600);
+	CHECK(r->refresh_fraction == 0.8);
+	CHECK(r->min_validity == 900);
+	CHECK(r->wait_timeout == 10);
+	CHECK_STR(r->session_name, "credfs-app");
+	CHECK(r->mode == 0400);
+	CHECK(r->uid == getuid());
+	CHECK(r->gid == getgid());
+	CHECK(r->external_id == NULL && r->policy == NULL);
+	CHECK(r->n_policy_arns == 0 && r->n_tags == 0);
+	CHECK(r->n_transitive_tag_keys == 0 && r->source_identity == NULL);
+
+	CHECK(cfg->signer.present);
+	CHECK(cfg->signer.line == 4);
+	CHECK_STR(cfg->signer.key, "/etc/credfs/signer.pem");
+	CHECK(cfg->signer.key_line == 5);
+	CHECK_STR(cfg->signer.issuer, "https://oidc.example.com");
+	CHECK_STR(cfg->signer.audience, "sts.amazonaws.com");
+	CHECK(cfg->signer.token_lifetime == 3600);
+	CHECK(cfg->signer.clock_skew == 30);
+	CHECK(cfg->signer.n_previous_keys == 0);
+	cfg_free(cfg);
+}
+
+static void test_no_signer_section(void)
+{
+	struct cfg *cfg = load("[role x]\nregion = eu-west-1\n"
+			       "role_arn = arn:aws:iam::123456789012:role/x\n"
+			       "web_identity_token_file = /run/token\n");
+
+	CHECK(cfg != NULL);
+	if (!cfg)
+		return;
+	CHECK(!cfg->signer.present);
+	CHECK(cfg->signer.key == NULL);
+	CHECK(cfg->roles[0].token_source == CFG_TOKEN_FILE);
+	CHECK_STR(cfg->roles[0].web_identity_token_file, "/run/token");
+	CHECK_STR(cfg->roles[0].sts_endpoint,
+		  "https://sts.eu-west-1.amazonaws.com");
+	cfg_free(cfg);
+}
+
+static void test_role_overrides(void)
+{
+	struct cfg *cfg = load(
+		"[credfs]\nregion = us-east-1\nduration_seconds = 7200\n"
+		"refresh_fraction = 0.5\nmin_validity = 600\nwait_timeout = 20\n"
+		"use_fips_endpoint = true\n"
+		"[role a]\nrole_arn = arn:aws:iam::123456789012:role/a\n"
+		"web_identity_token_file = /t\n"
+		"[role b]\nrole_arn = arn:aws:iam::123456789012:role/b\n"
+		"web_identity_token_file = /t\nregion = eu-central-1\n"
+		"use_fips_endpoint = false\nduration_seconds = 1800\n"
+		"refresh_fraction = 0.9\nmin_validity = 60\nwait_timeout = 5\n"
+		"uid = 1234\ngid = 5678\nmode = 0440\nsession_name = bee\n"
+		"sts_endpoint = https://sts.example.com:8443/\n");
+	const struct cfg_role *a, *b;
+
+	CHECK(cfg != NULL);
+	if (!cfg)
+		return;
+	a = cfg_find_role(cfg, "a");
+	b = cfg_find_role(cfg, "b");
+	CHECK(a == &cfg->roles[0] && b == &cfg->roles[1]);
+	if (!a || !b)
+		goto out;
+	CHECK_STR(a->region, "us-east-1");
+	CHECK_STR(a->sts_endpoint, "https://sts-fips.us-east-1.amazonaws.com");
+	CHECK(a->use_fips_endpoint == 1);
+	CHECK(a->duration_seconds == 7200 && a->min_validity == 600);
+	CHECK(a->refresh_fraction == 0.5 && a->wait_timeout == 20);
+
+	CHECK_STR(b->region, "eu-central-1");
+	CHECK(b->use_fips_endpoint == 0);
+	/* A trailing "/" on an endpoint is dropped. */
+	CHECK_STR(b->sts_endpoint, "https://sts.example.com:8443");
+	CHECK(b->duration_seconds == 1800 && b->min_validity == 60);
+	CHECK(b->refresh_fraction == 0.9 && b->wait_timeout == 5);
+	CHECK(b->uid == 1234 && b->gid == 5678 && b->mode == 0440);
+	CHECK_STR(b->session_name, "bee");
+out:
+	cfg_free(cfg);
+}
+
+static void test_default_endpoints(void)
+{
+	static const struct {
+		const char *region;
+		int fips;
+		const char *url;
+	} t[] = {
+		{ "ap-northeast-1", 0, "https://sts.ap-northeast-1.amazonaws.com" },
+		{ "cn-north-1", 0, "https://sts.cn-north-1.amazonaws.com.cn" },
+		{ "us-gov-west-1", 0, "https://sts.us-gov-west-1.amazonaws.com" },
+		{ "us-gov-west-1", 1, "https://sts.us-gov-west-1.amazonaws.com" },
+		{ "us-east-1", 1, "https://sts-fips.us-east-1.amazonaws.com" },
+		{ "us-west-2", 1, "https://sts-fips.us-west-2.amazonaws.com" },
+		{ "ca-central-1", 1, "https://sts-fips.ca-central-1.amazonaws.com" },
+		{ "us-east-1", 0, "https://sts.us-east-1.amazonaws.com" },
+		/* No FIPS endpoint there: the regular one. */
+		{ "eu-west-1", 1, "https://sts.eu-west-1.amazonaws.com" },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
+		char *url = cfg_default_endpoint(t[i].region, t[i].fips);
+
+		CHECK_STR(url, t[i].url);
+		free(url);
+	}
+	CHECK(cfg_default_endpoint("EU_WEST_1", 0) == NULL);
+	CHECK(cfg_default_endpoint("", 0) == NULL);
+	CHECK(cfg_default_endpoint("a/b", 0) == NULL);
+}
+
+static void test_chain_resolution(void)
+{
+	struct cfg *cfg = load(
+		"[credfs]\nregion = us-west-2\nduration_seconds = 43200\n"
+		"[role top]\nrole_arn = arn:aws:iam::123456789012:role/top\n"
+		"source_role = mid\n"
+		"[role base]\nrole_arn = arn:aws:iam::123456789012:role/base\n"
+		"web_identity_token_file = /t\n"
+		"[role mid]\nrole_arn = arn:aws:iam::123456789012:role/mid\n"
+		"source_role = base\nduration_seconds = 1800\n");
+	const struct cfg_role *top, *base, *mid;
+
+	CHECK(cfg != NULL);
+	if (!cfg)
+		return;
+	/* Roles keep the order of the file. */
+	CHECK(cfg->n_roles == 3);
+	CHECK_STR(cfg->roles[0].name, "top");
+	CHECK_STR(cfg->roles[1].name, "base");
+	CHECK_STR(cfg->roles[2].name, "mid");
+	top = cfg_find_role(cfg, "top");
+	base = cfg_find_role(cfg, "base");
+	mid = cfg_find_role(cfg, "mid");
+	CHECK(top && base && mid);
+	if (!top || !base || !mid)
+		goto out;
+	CHECK(top->token_source == CFG_TOKEN_CHAINED);
+	CHECK_STR(top->source_role, "mid");
+	CHECK(top->source_index == 2);
+	CHECK(mid->source_index == 1);
+	/* Chained roles last at most an hour; others keep theirs. */
+	CHECK(top->duration_seconds == 3600);
+	CHECK(mid->duration_seconds == 1800);
+	CHECK(base->duration_seconds == 43200);
+	CHECK(cfg_find_role(cfg, "nope") == NULL);
+	CHECK(cfg_find_role(cfg, "") == NULL);
+out:
+	cfg_free(cfg);
+}
+
+static void test_extras(void)
+{
+	struct cfg *cfg = load(
+		"[role app]\nregion = eu-west-1\n"
+		"role_arn = arn:aws:iam::123456789012:role/app\n"
+		"web_identity_token_file = /t\n"
+		"external_id = ext-123\n"
+		"policy = { \"Version\" : \"2012-10-17\",  \"Statement\": [] }\n"
+		"policy_arns = arn:aws:iam::aws:policy/ReadOnlyAccess,"
+		"arn:aws:iam::123456789012:policy/a  arn:aws:iam::123456789012:policy/b\n"
+		"tags = Project = credfs , Team=Platform Eng,Empty=\n"
+		"transitive_tag_keys = project, Team\n"
+		"source_identity = alice\n");
+	const struct cfg_role *r;
+
+	CHECK(cfg != NULL);
+	if (!cfg)
+		return;
+	r = &cfg->roles[0];
+	CHECK_STR(r->external_id, "ext-123");
+	/* Kept compact, as STS counts it. */
+	CHECK_STR(r->policy, "{\"Version\":\"2012-10-17\",\"Statement\":[]}");
+	CHECK(r->n_policy_arns == 3);
+	if (r->n_policy_arns == 3) {
+		CHECK_STR(r->policy_arns[0], "arn:aws:iam::aws:policy/ReadOnlyAccess");
+		CHECK_STR(r->policy_arns[2], "arn:aws:iam::123456789012:policy/b");
+	}
+	CHECK(r->n_tags == 3);
+	if (r->n_tags == 3) {
+		CHECK_STR(r->tags[0].key, "Project");
+		CHECK_STR(r->tags[0].value, "credfs");
+		CHECK_STR(r->tags[1].key, "Team");
+		CHECK_STR(r->tags[1].value, "Platform Eng");
+		CHECK_STR(r->tags[2].key, "Empty");
+		CHECK_STR(r->tags[2].value, "");
+	}
+	CHECK(r->n_transitive_tag_keys == 2);
+	CHECK_STR(r->source_identity, "alice");
+	cfg_free(cfg);
+}
+
+static void test_session_name_default_truncated(void)
+{
+	char text[512], name[65];
+	struct cfg *cfg;
+
+	memset(name, 'n', 64);
+	name[64] = '\0';
+	snprintf(text, sizeof(text),
+		 "[role %s]\nregion = eu-west-1\n"
+		 "role_arn = arn:aws:iam::123456789012:role/x\n"
+		 "web_identity_token_file = /t\n", name);
+	cfg = load(text);
+	CHECK(cfg != NULL);
+	if (!cfg)
+		return;
+	CHECK_STR(cfg->roles[0].name, name);
+	CHECK(strlen(cfg->roles[0].session_name) == 64);
+	CHECK(!strncmp(cfg->roles[0].session_name, "credfs-nnnn", 11));
+	cfg_free(cfg);
+}
+
+static void test_previous_keys_and_relative_paths(void)
+{
+	const char *path = CASE_DIR "/good-signer-previous-keys/credfs.conf";
+	struct cfg *cfg = NULL;
+	struct cfg_error err;
+	char dir[PATH_MAX], want[PATH_MAX + 32];
+
+	CHECK(cfg_load(path, &cfg, &err) == 0);
+	if (!cfg)
+		return;
+	CHECK(realpath(CASE_DIR "/good-signer-previous-keys", dir) != NULL);
+	/* Relative paths are taken from the configuration's directory. */
+	snprintf(want, sizeof(want), "%s/signer.pem", dir);
+	CHECK_STR(cfg->signer.key, want);
+	CHECK(cfg->signer.key_line == 5);
+	CHECK_STR(cfg->signer.issuer, "https://oidc.example.com/cluster-1");
+	CHECK(cfg->signer.token_lifetime == 600);
+	CHECK(cfg->signer.clock_skew == 0);
+	CHECK(cfg->signer.n_previous_keys == 3);
+	if (cfg->signer.n_previous_keys == 3) {
+		snprintf(want, sizeof(want), "%s/old-1.pem", dir);
+		CHECK_STR(cfg->signer.previous_keys[0], want);
+		CHECK_STR(cfg->signer.previous_keys[1], "/etc/credfs/old-2.pem");
+		snprintf(want, sizeof(want), "%s/old-3.pem", dir);
+		CHECK_STR(cfg->signer.previous_keys[2], want);
+		for (int i = 0; i < 3; i++)
+			CHECK(cfg->signer.previous_key_lines[i] == 10);
+	}
+	cfg_free(cfg);
+
+	/* From a string, paths stay as written. */
+	cfg = load("[signer]\nkey = k.pem\nissuer = https://i.example\n"
+		   "[role a]\nregion = eu-west-1\nsubject = a\n"
+		   "role_arn = arn:aws:iam::123456789012:role/a\n");
+	CHECK(cfg != NULL);
+	if (cfg)
+		CHECK_STR(cfg->signer.key, "k.pem");
+	cfg_free(cfg);
+}
+
+static void test_ca_file(void)
+{
+	char text[PATH_MAX + 256];
+	struct cfg *cfg;
+
+	snprintf(text, sizeof(text),
+		 "[credfs]\nregion = eu-west-1\nca_file = %s\n"
+		 "[role a]\nrole_arn = arn:aws:iam::123456789012:role/a\n"
+		 "web_identity_token_file = /t\n",
+		 CASE_DIR "/README.md");
+	cfg = load(text);
+	CHECK(cfg != NULL);
+	if (cfg)
+		CHECK_STR(cfg->roles[0].ca_file, CASE_DIR "/README.md");
+	cfg_free(cfg);
+
+	snprintf(text, sizeof(text),
+		 "[credfs]\nregion = eu-west-1\nca_file = %s\n"
+		 "[role a]\nrole_arn = arn:aws:iam::123456789012:role/a\n"
+		 "web_identity_token_file = /t\n", CASE_DIR);
+	{
+		char got[1024], want[PATH_MAX + 128];
+
+		load_error(text, got, sizeof(got));
+		snprintf(want, sizeof(want),
+			 "3: ca_file \"%s\" is not a regular file", CASE_DIR);
+		CHECK_STR(got, want);
+	}
+}
+
+static void test_long_lines(void)
+{
+	static char text[20000];
+	char stmt[] = "{\"Effect\":\"Allow\",\"Action\":\"s3:GetObject\",\"Resource\":\"*\"},";
+	char got[1024];
+	size_t len;
+	struct cfg *cfg;
+
+	/* A policy line far beyond inih's default 200 bytes loads whole. */
+	len = (size_t)snprintf(text, sizeof(text),
+			       "[role a]\nregion = eu-west-1\n"
+			       "role_arn = arn:aws:iam::123456789012:role/a\n"
+			       "web_identity_token_file = /t\n"
+			       "policy = {\"Version\":\"2012-10-17\",\"Statement\":[");
+	for (int i = 0; i < 25; i++)
+		len += (size_t)snprintf(text + len, sizeof(text) - len, "%s", stmt);
+	text[len - 1] = ']';
+	snprintf(text + len, sizeof(text) - len, "}\nexternal_id = after\n");
+	cfg = load(text);
+	CHECK(cfg != NULL);
+	if (cfg) {
+		CHECK(strlen(cfg->roles[0].policy) > 1400);
+		CHECK_STR(cfg->roles[0].external_id, "after");
+		cfg_free(cfg);
+	}
+
+	/* Too long for STS: refused, and the policy is not echoed. */
+	len = (size_t)snprintf(text, sizeof(text),
+			       "[role a]\nregion = eu-west-1\n"
+			       "role_arn = arn:aws:iam::123456789012:role/a\n"
+			       "web_identity_token_file = /t\n"
+			       "policy = {\"Version\":\"2012-10-17\",\"Statement\":[");
+	for (int i = 0; i < 40; i++)
+		len += (size_t)snprintf(text + len, sizeof(text) - len, "%s", stmt);
+	text[len - 1] = ']';
+	snprintf(text + len, sizeof(text) - len, "}\n");
+	load_error(text, got, sizeof(got));
+	CHECK(!strncmp(got, "5: policy is ", 13));
+	CHECK(strstr(got, "at most 2048") != NULL);
+	CHECK(strstr(got, "s3:GetObject") == NULL);
+
+	/* A line beyond 8192 characters is an error at its line. */
+	len = (size_t)snprintf(text, sizeof(text), "[credfs]\n; ");
+	memset(text + len, 'x', 9000);
+	snprintf(text + len + 9000, sizeof(text) - len - 9000,
+		 "\n[role a]\n");
+	load_error(text, got, sizeof(got));
+	CHECK_STR(got, "2: line is longer than 8192 characters");
+}
+
+static void test_policy_error_is_short(void)
+{
+	char got[1024];
+
+	load_error("[role a]\nregion = eu-west-1\n"
+		   "role_arn = arn:aws:iam::123456789012:role/a\n"
+		   "web_identity_token_file = /t\n"
+		   "policy = {\"Version\": \"2012-10-17\", \"Statement\": SECRETISH}\n",
+		   got, sizeof(got));
+	CHECK(!strncmp(got, "5: policy is not valid JSON", 27));
+	CHECK(strstr(got, "SECRETISH") == NULL);
+}
+
+static void test_error_format(void)
+{
+	struct cfg_error err = { .line = 12 };
+	char out[256];
+
+	snprintf(err.file, sizeof(err.file), "/etc/credfs.conf");
+	snprintf(err.text, sizeof(err.text), "unknown key \"regoin\" in [credfs]");
+	cfg_error_format(&err, out, sizeof(out));
+	CHECK_STR(out, "/etc/credfs.conf:12: unknown key \"regoin\" in [credfs]");
+
+	err.line = 0;
+	snprintf(err.text, sizeof(err.text), "no [role NAME] section");
+	cfg_error_format(&err, out, sizeof(out));
+	CHECK_STR(out, "/etc/credfs.conf: no [role NAME] section");
+
+	/* Truncated, never overrun. */
+	cfg_error_format(&err, out, 8);
+	CHECK_STR(out, "/etc/cr");
+}
+
+static void test_missing_file(void)
+{
+	struct cfg *cfg = (struct cfg *)&cfg;	/* must be reset to NULL */
+	struct cfg_error err;
+	char out[512], want[512];
+
+	CHECK(cfg_load("/nonexistent/credfs.conf", &cfg, &err) == -1);
+	CHECK(cfg == NULL);
+	CHECK(err.line == 0);
+	CHECK_STR(err.file, "/nonexistent/credfs.conf");
+	snprintf(want, sizeof(want), "cannot open: %s", strerror(ENOENT));
+	CHECK_STR(err.text, want);
+	cfg_error_format(&err, out, sizeof(out));
+	snprintf(want, sizeof(want), "/nonexistent/credfs.conf: cannot open: %s",
+		 strerror(ENOENT));
+	CHECK_STR(out, want);
+
+	/* A directory opens but cannot be read as a file. */
+	CHECK(cfg_load(CASE_DIR, &cfg, &err) == -1);
+	CHECK(cfg == NULL);
+	CHECK(err.line == 0);
+	CHECK(strstr(err.text, strerror(EISDIR)) != NULL);
+}
+
+static void test_first_error_wins(void)
+{
+	char got[1024];
+
+	/* Both a syntax error and an unknown key: the earlier line. */
+	load_error("[credfs]\nregoin = x\nno equals here\n", got, sizeof(got));
+	CHECK_STR(got, "2: unknown key \"regoin\" in [credfs]");
+	load_error("[credfs]\nno equals here\nregoin = x\n", got, sizeof(got));
+	CHECK_STR(got, "2: syntax error: expected \"key = value\", a [section] header or a comment");
+	/* An error in a section header stops before later keys. */
+	load_error("[credfs]\n[nope]\nregoin = x\n", got, sizeof(got));
+	CHECK(!strncmp(got, "2: unknown section [nope]", 25));
+}
+
+static void test_load_string_reusable(void)
+{
+	/* inih options are process-wide; loading twice gives the same. */
+	for (int i = 0; i < 3; i++) {
+		struct cfg *cfg = load(minimal);
+
+		CHECK(cfg != NULL);
+		if (cfg)
+			CHECK(cfg->roles[0].line == 8);
+		cfg_free(cfg);
+	}
+}
+
+static const struct check_case cases[] = {
+	CHECK_CASE(test_data_good_cases),
+	CHECK_CASE(test_data_bad_cases),
+	CHECK_CASE(test_defaults),
+	CHECK_CASE(test_no_signer_section),
+	CHECK_CASE(test_role_overrides),
+	CHECK_CASE(test_default_endpoints),
+	CHECK_CASE(test_chain_resolution),
+	CHECK_CASE(test_extras),
+	CHECK_CASE(test_session_name_default_truncated),
+	CHECK_CASE(test_previous_keys_and_relative_paths),
+	CHECK_CASE(test_ca_file),
+	CHECK_CASE(test_long_lines),
+	CHECK_CASE(test_policy_error_is_short),
+	CHECK_CASE(test_error_format),
+	CHECK_CASE(test_missing_file),
+	CHECK_CASE(test_first_error_wins),
+	CHECK_CASE(test_load_string_reusable),
+};
+
+int main(void)
+{
+	return CHECK_RUN(cases);
+}
