@@ -47,6 +47,7 @@ struct role_state {
 	struct creds_box *current;	/* NULL until the first success */
 	int64_t expires_mono;		/* current's expiry, monotonic ms */
 	int64_t refresh_mono;		/* current's refresh point, monotonic ms */
+	int64_t refresh_wall;		/* the same, wall seconds, for status */
 	int renewing;			/* a renewal thread is running */
 	unsigned long renewal_seq;	/* renewals ended, success or not */
 	unsigned long renewals;		/* successful renewals */
@@ -346,6 +347,7 @@ static void *renewal_main(void *arg)
 		r->current = box;
 		r->expires_mono = mono + (got.expiration - wall) * 1000;
 		r->refresh_mono = mono + (point - wall) * 1000;
+		r->refresh_wall = point;
 		r->renewals++;
 		r->failures = 0;
 		r->has_error = 0;
@@ -508,7 +510,7 @@ char *engine_status(struct engine *e, size_t i)
 		state = "idle";
 	if (r->current) {
 		expiration = r->current->c.sts.expiration;
-		next = now + (r->refresh_mono - now_mono) / 1000;
+		next = r->refresh_wall;
 	}
 	if (r->has_error) {
 		err = json_pack("{s:s, s:s, s:i}", "code", r->last_error.code,

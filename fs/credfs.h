@@ -17,6 +17,7 @@ struct credfs {
 	char *discovery;		/* .well-known/openid-configuration */
 	uid_t uid;			/* the daemon's, owner of the shared files */
 	gid_t gid;
+	time_t started;			/* mtime of everything: the mount's start */
 	double timeout;			/* entry and attribute cache, seconds */
 };
 

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
@@ -124,6 +125,7 @@ static int run_mount(struct mount_opts *o)
 	fs.uid = getuid();
 	fs.gid = getgid();
 	fs.timeout = 1.0;
+	fs.started = time(NULL);
 	if (fs.signer) {
 		fs.jwks = signer_jwks(fs.signer);
 		fs.discovery = signer_discovery(fs.signer);

@@ -36,6 +36,7 @@ static void node_attr(const struct credfs *fs, const struct node *n,
 	st->st_uid = fs->uid;
 	st->st_gid = fs->gid;
 	st->st_nlink = 1;
+	st->st_atime = st->st_mtime = st->st_ctime = fs->started;
 	switch (n->kind) {
 	case NODE_ROOT:
 		st->st_mode = S_IFDIR | 0555;

@@ -188,7 +188,9 @@ class CredfsTestCase(unittest.TestCase):
         endpoint = endpoint or self.proxy.url
         if roles is None:
             roles = {"app": "subject = system:serviceaccount:prod:app\n"}
-        text = ("[credfs]\nregion = ap-northeast-1\nsts_endpoint = %s\nwait_timeout = 5\n%s\n"
+        if "wait_timeout" not in defaults:
+            defaults = "wait_timeout = 5\n" + defaults
+        text = ("[credfs]\nregion = ap-northeast-1\nsts_endpoint = %s\n%s\n"
                 "[signer]\nkey = %s\nissuer = https://oidc.example.com\n%s\n"
                 % (endpoint, defaults, key or self.key, signer_extra))
         for name, body in roles.items():

@@ -48,6 +48,8 @@ class StsProxy:
         self.sticky_fault = None
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
+        # Clients that give up on a hung answer are expected; stay quiet.
+        self.server.handle_error = lambda request, address: None
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
