@@ -488,7 +488,7 @@ static const char *source_name(enum cfg_token_source s)
 char *engine_status(struct engine *e, size_t i)
 {
 	struct role_state *r = &e->roles[i];
-	int64_t now_mono = clock_mono_ms(), now = clock_wall();
+	int64_t now_mono = clock_mono_ms();
 	const char *state;
 	json_t *o, *err = NULL;
 	char *text = NULL;
