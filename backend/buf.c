@@ -4,7 +4,10 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <openssl/crypto.h>
 
 void buf_init(struct buf *b, size_t max)
@@ -114,23 +117,77 @@ char *buf_steal(struct buf *b)
 	return p;
 }
 
-void secret_free(char *s)
+int secret_heap_init(size_t size)
 {
-	if (!s)
-		return;
-	OPENSSL_cleanse(s, strlen(s));
-	free(s);
+	return CRYPTO_secure_malloc_init(size, 64);
 }
 
+int secret_heap_relock(void)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	char *probe, *lo, *hi;
+	int r = -1;
+
+	/* OpenSSL does not say where its arena is; find its page-aligned
+	 * bounds from a block inside it (CRYPTO_secure_allocated only
+	 * compares addresses). */
+	probe = OPENSSL_secure_malloc(1);
+	if (!probe)
+		return -1;
+	if (page > 0 && CRYPTO_secure_allocated(probe)) {
+		lo = (char *)((uintptr_t)probe & ~(uintptr_t)(page - 1));
+		while (CRYPTO_secure_allocated(lo - page))
+			lo -= page;
+		hi = lo;
+		while (CRYPTO_secure_allocated(hi))
+			hi += page;
+		r = mlock(lo, (size_t)(hi - lo)) ? -1 : 0;
+	}
+	secret_free_n(probe, 1);
+	return r;
+}
+
+/* Secure-heap blocks go back to it wiped (OPENSSL_secure_clear_free wipes
+ * the whole block); anything else is wiped and freed. */
 void secret_free_n(void *p, size_t n)
 {
 	if (!p)
 		return;
+	if (CRYPTO_secure_allocated(p)) {
+		OPENSSL_secure_clear_free(p, n);
+		return;
+	}
 	OPENSSL_cleanse(p, n);
 	free(p);
 }
 
+void secret_free(char *s)
+{
+	if (s)
+		secret_free_n(s, strlen(s));
+}
+
+char *secret_strndup(const char *s, size_t n)
+{
+	char *p;
+
+	if (!s)
+		return NULL;
+	n = strnlen(s, n);
+	/* OPENSSL_secure_malloc is plain malloc until secret_heap_init();
+	 * once the arena is full it fails, and ordinary memory (still wiped
+	 * on free) is better than no credentials. */
+	p = OPENSSL_secure_malloc(n + 1);
+	if (!p)
+		p = malloc(n + 1);
+	if (!p)
+		return NULL;
+	memcpy(p, s, n);
+	p[n] = '\0';
+	return p;
+}
+
 char *secret_strdup(const char *s)
 {
-	return s ? strdup(s) : NULL;
+	return s ? secret_strndup(s, strlen(s)) : NULL;
 }

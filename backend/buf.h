@@ -32,11 +32,31 @@ void buf_free(struct buf *b);
  * Returns NULL only on allocation failure. */
 char *buf_steal(struct buf *b) WUR;
 
+/*
+ * Secrets (keys, session tokens, JWTs) live in OpenSSL's secure heap when
+ * the process has one: an arena locked in memory (mlock, so never swapped)
+ * and left out of core dumps (MADV_DONTDUMP).  secret_heap_init() creates
+ * it once, at daemon start; without it, or when it is full, secrets live
+ * in ordinary memory.  Either way they are wiped before being freed.
+ */
+
+/* Creates the secure heap (size: a power of two).  Returns 1 when it is
+ * locked in memory, 2 when it exists but the system refused the lock
+ * (RLIMIT_MEMLOCK), 0 when it could not be created.  Call before any
+ * secret is allocated, once. */
+int secret_heap_init(size_t size);
+/* Locks the secure heap in memory again (a child of fork() does not
+ * inherit memory locks).  0 on success, -1 if there is none or the system
+ * refused. */
+int secret_heap_relock(void);
 /* Wipe then free a NUL-terminated secret string; NULL is fine. */
 void secret_free(char *s);
-/* Wipe then free n bytes. */
+/* Wipe then free n bytes (from secret_strdup or plain malloc). */
 void secret_free_n(void *p, size_t n);
-/* strdup that never returns NULL for a non-NULL input unless out of memory. */
+/* Copies of s (at most n bytes of it) in the secure heap if there is room,
+ * else in ordinary memory.  NULL for a NULL s or when out of memory.  Free
+ * with secret_free. */
 char *secret_strdup(const char *s) WUR;
+char *secret_strndup(const char *s, size_t n) WUR;
 
 #endif

@@ -83,6 +83,8 @@ enum key_id {
 	K_TOKEN_LIFETIME,
 	K_CLOCK_SKEW,
 	K_PREVIOUS_KEYS,
+	K_CONFIG_STYLE,
+	K_CONSUMER_PATH,
 	K_COUNT
 };
 
@@ -107,6 +109,8 @@ enum val_type {
 	V_TAGS,		/* at most max */
 	V_TAG_KEYS,	/* at most max */
 	V_PATH_LIST,
+	V_CONFIG_STYLE,	/* region, process or web_identity */
+	V_CONSUMER_PATH,	/* absolute, safe in a command line and an INI value */
 };
 
 struct key_def {
@@ -150,6 +154,9 @@ static const struct key_def keys[K_COUNT] = {
 			       86400 },
 	[K_CLOCK_SKEW] = { "clock_skew", SECT_SIGNER, V_INT, 0, 300 },
 	[K_PREVIOUS_KEYS] = { "previous_keys", SECT_SIGNER, V_PATH_LIST, 0, 0 },
+	[K_CONFIG_STYLE] = { "config_style", DEFAULTABLE, V_CONFIG_STYLE, 0, 0 },
+	[K_CONSUMER_PATH] = { "consumer_path", SECT_ROLE, V_CONSUMER_PATH, 1,
+			      1024 },
 };
 
 /* One key as written, after its own checks. */
@@ -189,6 +196,11 @@ struct parser {
 	struct section **roles;
 	size_t n_roles;
 	struct section *cur;		/* NULL before the first header */
+
+	/* The STS endpoint named by the environment, looked up once, when
+	 * the first role without sts_endpoint needs it. */
+	bool env_endpoint_done;
+	char *env_endpoint;		/* NULL: none */
 };
 
 static const char aws_name_chars[] =
@@ -199,6 +211,11 @@ static const char external_id_chars[] =
 	"+=,.@:/_-";
 static const char role_name_chars[] =
 	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+/* consumer_path ends up in "credential_process = cat PATH/process.json",
+ * which SDKs split like a shell: nothing here needs quoting. */
+static const char consumer_path_chars[] =
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	"/._-+@=,:~%";
 
 /* Fills err unless an error is already recorded (the first one wins).
  * Always returns -1 so callers can "return fail(...)". */
@@ -864,6 +881,37 @@ static int parse_value(struct parser *p, const struct key_def *k,
 				    name, k->min, k->max);
 		v->str = xstrdup(p, value);
 		break;
+	case V_CONFIG_STYLE:
+		if (!strcmp(value, "region"))
+			v->num = CFG_STYLE_REGION;
+		else if (!strcmp(value, "process"))
+			v->num = CFG_STYLE_PROCESS;
+		else if (!strcmp(value, "web_identity"))
+			v->num = CFG_STYLE_WEB_IDENTITY;
+		else
+			return fail(p, line,
+				    "%s must be region, process or web_identity, not \"%s\"",
+				    name, value);
+		break;
+	case V_CONSUMER_PATH: {
+		size_t len = strlen(value);
+
+		if (value[0] != '/' || len > (size_t)k->max ||
+		    !only_chars(value, consumer_path_chars, 1, (size_t)k->max))
+			return fail(p, line,
+				    "%s must be an absolute path of letters, digits and / . _ - + @ = , : ~ %%, not \"%s\"",
+				    name, value);
+		while (len > 1 && value[len - 1] == '/')
+			len--;
+		if (len == 1)
+			return fail(p, line,
+				    "%s must be a directory below \"/\", such as /root/.aws",
+				    name);
+		v->str = strndup(value, len);
+		if (!v->str)
+			return fail_oom(p);
+		break;
+	}
 	case V_POLICY:
 		return parse_policy(p, k, value, v);
 	case V_TAGS:
@@ -1253,6 +1301,53 @@ static char *take(struct section *r, enum key_id k)
 	return s;
 }
 
+/* The STS endpoint the AWS SDKs take from the environment when nothing
+ * else names one: AWS_ENDPOINT_URL_STS, then AWS_ENDPOINT_URL (an empty
+ * value counts as unset), neither if AWS_IGNORE_CONFIGURED_ENDPOINT_URLS
+ * is true.  Checked like sts_endpoint, the error naming the variable; a
+ * trailing "/" is dropped.  Sets *out (owned by p, NULL when none is set)
+ * and returns 0, or returns -1 with the error recorded. */
+static int env_endpoint(struct parser *p, const char **out)
+{
+	static const char *const vars[] = { "AWS_ENDPOINT_URL_STS",
+					    "AWS_ENDPOINT_URL" };
+	const char *ignore = getenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS");
+	char label[64];
+
+	*out = NULL;
+	if (p->env_endpoint_done) {
+		*out = p->env_endpoint;
+		return 0;
+	}
+	p->env_endpoint_done = true;
+	if (ignore && !strcasecmp(ignore, "true"))
+		return 0;
+	for (size_t i = 0; i < ARRAY_SIZE(vars); i++) {
+		const char *url = getenv(vars[i]);
+		size_t len;
+		int rc;
+
+		if (!url || !*url)
+			continue;
+		snprintf(label, sizeof(label), "environment variable %s",
+			 vars[i]);
+		/* The value stands on no line of the file. */
+		p->lineno = 0;
+		rc = check_url(p, label, url, URL_ENDPOINT);
+		if (rc)
+			return rc;
+		p->env_endpoint = xstrdup(p, url);
+		if (!p->env_endpoint)
+			return -1;
+		len = strlen(p->env_endpoint);
+		while (len && p->env_endpoint[len - 1] == '/')
+			p->env_endpoint[--len] = '\0';
+		*out = p->env_endpoint;
+		return 0;
+	}
+	return 0;
+}
+
 /* Fills role from its section r and the [credfs] defaults. */
 static int build_role(struct parser *p, struct section *r,
 		      struct cfg_role *role)
@@ -1262,6 +1357,7 @@ static int build_role(struct parser *p, struct section *r,
 	static const enum key_id sources[] = { K_SUBJECT, K_TOKEN_FILE,
 					       K_SOURCE_ROLE };
 	int n_sources = 0, last_line = 0;
+	const char *env_url = NULL;
 
 	memcpy(role->name, r->name, sizeof(role->name));
 	role->line = r->line;
@@ -1276,8 +1372,12 @@ static int build_role(struct parser *p, struct section *r,
 		return -1;
 	role->use_fips_endpoint = (int)effective_num(p, r, K_USE_FIPS, 0);
 	v = effective(p, r, K_STS_ENDPOINT);
+	if (!v && env_endpoint(p, &env_url))
+		return -1;
 	if (v) {
 		role->sts_endpoint = xstrdup(p, v->str);
+	} else if (env_url) {
+		role->sts_endpoint = xstrdup(p, env_url);
 	} else {
 		if (role->use_fips_endpoint && !fips_supported(role->region))
 			return fail(p, blame_line(p, r, K_USE_FIPS, K_REGION),
@@ -1362,6 +1462,16 @@ static int build_role(struct parser *p, struct section *r,
 		if (strlen(role->session_name) > 64)
 			role->session_name[64] = '\0';
 	}
+	role->config_style = (enum cfg_config_style)effective_num(
+		p, r, K_CONFIG_STYLE, CFG_STYLE_REGION);
+	if (role->config_style == CFG_STYLE_WEB_IDENTITY &&
+	    role->token_source == CFG_TOKEN_CHAINED)
+		return fail(p, r->v[K_CONFIG_STYLE].line ?
+				       r->v[K_CONFIG_STYLE].line :
+				       p->credfs.v[K_CONFIG_STYLE].line,
+			    "role \"%s\": config_style = web_identity needs a token, and a source_role role has none; set config_style = process for it",
+			    nm);
+	role->consumer_path = take(r, K_CONSUMER_PATH);
 	role->uid = r->v[K_UID].line ? (uid_t)r->v[K_UID].num : getuid();
 	role->gid = r->v[K_GID].line ? (gid_t)r->v[K_GID].num : getgid();
 	role->mode = r->v[K_MODE].line ? (mode_t)r->v[K_MODE].num : 0400;
@@ -1480,6 +1590,7 @@ static void parser_free(struct parser *p)
 	}
 	free(p->roles);
 	free(p->base_dir);
+	free(p->env_endpoint);
 	buf_free(&p->line);
 }
 
@@ -1582,6 +1693,7 @@ static void free_role(struct cfg_role *r)
 	free(r->region);
 	free(r->sts_endpoint);
 	free(r->ca_file);
+	free(r->consumer_path);
 }
 
 void cfg_free(struct cfg *cfg)

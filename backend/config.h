@@ -5,7 +5,10 @@
  *
  * After cfg_load() succeeds every role is complete: [credfs] defaults are
  * applied, session_name and sts_endpoint are filled in, and source_role
- * references are resolved and free of cycles.
+ * references are resolved and free of cycles.  A role without sts_endpoint
+ * (neither its own nor [credfs]'s) takes AWS_ENDPOINT_URL_STS, then
+ * AWS_ENDPOINT_URL, from the environment, as the AWS SDKs do, and only then
+ * the default endpoint of its region.
  */
 #ifndef CREDFS_CONFIG_H
 #define CREDFS_CONFIG_H
@@ -28,6 +31,13 @@ enum cfg_token_source {
 	CFG_TOKEN_SIGNED,	/* subject =: credfs signs it with [signer] */
 	CFG_TOKEN_FILE,		/* web_identity_token_file =: read afresh */
 	CFG_TOKEN_CHAINED,	/* source_role =: AssumeRole, no token */
+};
+
+/* What a role's config file holds (config_style =), for the consumer's SDK. */
+enum cfg_config_style {
+	CFG_STYLE_REGION,	/* region only; credentials come from credentials */
+	CFG_STYLE_PROCESS,	/* + credential_process = cat DIR/process.json */
+	CFG_STYLE_WEB_IDENTITY,	/* + role_arn, web_identity_token_file = DIR/token */
 };
 
 struct cfg_tag {
@@ -71,6 +81,11 @@ struct cfg_role {
 	uid_t uid;
 	gid_t gid;
 	mode_t mode;			/* 0400 or 0440 */
+
+	/* What config says, and where the consumer sees this directory
+	 * (consumer_path; NULL: MOUNTPOINT/NAME, known only at mount time). */
+	enum cfg_config_style config_style;
+	char *consumer_path;		/* absolute, no trailing "/" */
 };
 
 struct cfg_signer {

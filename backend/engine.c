@@ -62,7 +62,16 @@ struct role_state {
 	char *token;			/* signed token cache (CFG_TOKEN_SIGNED) */
 	int64_t token_exp;		/* wall seconds */
 	int64_t token_refresh_mono;
+	size_t token_size;		/* length of its signed tokens, 0 unknown */
+
+	/* Time events already told to the listener for the current
+	 * credentials / token (reset when they are replaced). */
+	int refresh_told;
+	int expiry_told;
+	int token_told;
 };
+
+static int valid_locked(const struct role_state *r, int64_t now_mono);
 
 struct engine {
 	const struct cfg *cfg;
@@ -73,7 +82,36 @@ struct engine {
 	pthread_mutex_t workers_lock;
 	pthread_cond_t workers_done;
 	unsigned workers;		/* renewal threads running */
+
+	/* The timer thread tells the listener when time points pass. */
+	engine_listener_fn listener;	/* set once, before any read */
+	void *listener_arg;
+	pthread_t timer;
+	int timer_running;
+	pthread_mutex_t timer_lock;
+	pthread_cond_t timer_wake;	/* new deadlines, or stop */
+	int timer_stop;			/* protected by timer_lock */
 };
+
+/* Tells the listener that role r's files may show something new.  Never
+ * called with a role lock held. */
+static void tell(struct role_state *r, unsigned what)
+{
+	struct engine *e = r->engine;
+
+	if (e->listener)
+		e->listener(e->listener_arg, r->index, what);
+}
+
+/* New deadlines exist: let the timer thread recompute its sleep. */
+static void wake_timer(struct engine *e)
+{
+	if (!e->timer_running)
+		return;
+	pthread_mutex_lock(&e->timer_lock);
+	pthread_cond_signal(&e->timer_wake);
+	pthread_mutex_unlock(&e->timer_lock);
+}
 
 static struct creds_box *box_of(struct creds *c)
 {
@@ -185,7 +223,7 @@ static char *signed_token_locked(struct role_state *r, struct sts_error *err)
 	char *jwt;
 
 	if (r->token && now_mono < r->token_refresh_mono)
-		return strdup(r->token);
+		return secret_strdup(r->token);
 	if (!e->signer) {
 		set_error(err, "Signer", "no [signer] is configured");
 		return NULL;
@@ -208,7 +246,9 @@ static char *signed_token_locked(struct role_state *r, struct sts_error *err)
 	r->token = jwt;
 	r->token_exp = now + lifetime;
 	r->token_refresh_mono = now_mono + (point - now) * 1000;
-	return strdup(r->token);
+	r->token_told = 0;
+	wake_timer(e);
+	return secret_strdup(r->token);
 }
 
 int engine_get_token(struct engine *e, size_t i, char **out)
@@ -313,8 +353,10 @@ static void *renewal_main(void *arg)
 	unsigned long calls = 0;
 	int64_t wall, mono, point;
 	char when[21], next[21];
+	unsigned what = ENGINE_CHANGED_STATUS;
 	int rc;
 
+	tell(r, ENGINE_CHANGED_STATUS);	/* status shows "renewing" */
 	rc = exchange(r, &got, &err, &calls);
 	wall = clock_wall();
 	mono = clock_mono_ms();
@@ -344,11 +386,17 @@ static void *renewal_main(void *arg)
 					     r->cfg->refresh_fraction,
 					     r->cfg->min_validity);
 		old = r->current;
+		if (valid_locked(r, mono))
+			what |= ENGINE_CHANGED_CREDS;
+		if (r->cfg->token_source == CFG_TOKEN_SIGNED)
+			what |= ENGINE_CHANGED_TOKEN;
 		r->current = box;
 		r->expires_mono = mono + (got.expiration - wall) * 1000;
 		r->refresh_mono = mono + (point - wall) * 1000;
 		r->refresh_wall = point;
 		r->renewals++;
+		r->refresh_told = 0;
+		r->expiry_told = 0;
 		r->failures = 0;
 		r->has_error = 0;
 		r->last_refresh = wall;
@@ -373,6 +421,8 @@ static void *renewal_main(void *arg)
 			 err.code, err.message);
 	if (old)
 		creds_unref(&old->c);
+	wake_timer(e);
+	tell(r, what);
 	worker_exit(e);
 	return NULL;
 }
@@ -422,7 +472,10 @@ int engine_get_credentials(struct engine *e, size_t i, struct creds **out)
 	seq = r->renewal_seq;
 	for (;;) {
 		if (valid_locked(r, now)) {
-			if (now >= r->refresh_mono)
+			/* Background renewals respect the failure hold-off
+			 * too, so a read loop cannot hammer a failing STS. */
+			if (now >= r->refresh_mono &&
+			    !(r->failures && now < r->holdoff_until_mono))
 				start_renewal_locked(r);
 			atomic_fetch_add(&r->current->refs, 1);
 			*out = &r->current->c;
@@ -447,6 +500,138 @@ int engine_get_credentials(struct engine *e, size_t i, struct creds **out)
 	}
 	pthread_mutex_unlock(&r->lock);
 	return -EIO;
+}
+
+int engine_peek_credentials(struct engine *e, size_t i, struct creds **out)
+{
+	struct role_state *r = &e->roles[i];
+	int rc = -EAGAIN;
+
+	*out = NULL;
+	pthread_mutex_lock(&r->lock);
+	if (valid_locked(r, clock_mono_ms())) {
+		atomic_fetch_add(&r->current->refs, 1);
+		*out = &r->current->c;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+int engine_peek_token(struct engine *e, size_t i, char **out)
+{
+	struct role_state *r = &e->roles[i];
+	int rc = -EAGAIN;
+
+	*out = NULL;
+	pthread_mutex_lock(&r->lock);
+	if (r->token && clock_mono_ms() < r->token_refresh_mono) {
+		*out = secret_strdup(r->token);
+		rc = *out ? 0 : -ENOMEM;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+/* ---- time events ----------------------------------------------------- */
+
+/* The time points of r not yet told: due ones are marked told and make
+ * *due true; *next is lowered to the earliest one still ahead. */
+static void role_time_points(struct role_state *r, int64_t now,
+			     unsigned *due, int64_t *next)
+{
+	struct {
+		int *told;
+		int64_t at;
+		int armed;
+		unsigned what;
+	} points[] = {
+		{&r->refresh_told, r->refresh_mono, r->current != NULL,
+		 ENGINE_CHANGED_CREDS},
+		{&r->expiry_told, r->expires_mono - EXPIRY_MARGIN_MS,
+		 r->current != NULL, ENGINE_CHANGED_CREDS | ENGINE_CHANGED_STATUS},
+		{&r->token_told, r->token_refresh_mono, r->token != NULL,
+		 ENGINE_CHANGED_TOKEN},
+	};
+
+	*due = 0;
+	for (size_t k = 0; k < ARRAY_SIZE(points); k++) {
+		if (!points[k].armed || *points[k].told)
+			continue;
+		if (now >= points[k].at) {
+			*points[k].told = 1;
+			*due |= points[k].what;
+		} else if (points[k].at < *next) {
+			*next = points[k].at;
+		}
+	}
+}
+
+/* Tells the listener about refresh points and expiries as they pass, so
+ * cached copies of the files (the kernel's page cache) never outlive the
+ * credentials they show.  Sleeps until the earliest pending point, at most
+ * a second at a time. */
+static void *timer_main(void *arg)
+{
+	struct engine *e = arg;
+
+	for (;;) {
+		int64_t now = clock_mono_ms(), next = now + 1000;
+		struct timespec ts;
+
+		for (size_t i = 0; i < e->n_roles; i++) {
+			struct role_state *r = &e->roles[i];
+			unsigned due;
+
+			pthread_mutex_lock(&r->lock);
+			role_time_points(r, now, &due, &next);
+			pthread_mutex_unlock(&r->lock);
+			if (due)
+				tell(r, due);
+		}
+		ts = clock_deadline_ms(next > now ? next - now : 1);
+		pthread_mutex_lock(&e->timer_lock);
+		if (!e->timer_stop)
+			pthread_cond_timedwait(&e->timer_wake, &e->timer_lock, &ts);
+		if (e->timer_stop) {
+			pthread_mutex_unlock(&e->timer_lock);
+			return NULL;
+		}
+		pthread_mutex_unlock(&e->timer_lock);
+	}
+}
+
+int engine_set_listener(struct engine *e, engine_listener_fn fn, void *arg)
+{
+	e->listener = fn;
+	e->listener_arg = arg;
+	if (e->timer_running)
+		return 0;
+	if (pthread_create(&e->timer, NULL, timer_main, e))
+		return -1;
+	e->timer_running = 1;
+	return 0;
+}
+
+size_t engine_token_size(struct engine *e, size_t i)
+{
+	struct role_state *r = &e->roles[i];
+	size_t n;
+	char *jwt;
+
+	if (r->cfg->token_source != CFG_TOKEN_SIGNED || !e->signer)
+		return 0;
+	pthread_mutex_lock(&r->lock);
+	if (!r->token_size && r->token) {
+		r->token_size = strlen(r->token);
+	} else if (!r->token_size &&
+		   signer_sign(e->signer, r->cfg->subject, clock_wall(), &jwt) == 0) {
+		r->token_size = strlen(jwt);
+		secret_free(jwt);
+	}
+	n = r->token_size;
+	pthread_mutex_unlock(&r->lock);
+	return n;
 }
 
 unsigned long engine_sts_calls(struct engine *e, size_t i)
@@ -582,6 +767,8 @@ struct engine *engine_new(const struct cfg *cfg, struct signer *signer)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_mutex_init(&e->workers_lock, NULL);
 	pthread_cond_init(&e->workers_done, &ca);
+	pthread_mutex_init(&e->timer_lock, NULL);
+	pthread_cond_init(&e->timer_wake, &ca);
 	for (size_t i = 0; i < cfg->n_roles; i++) {
 		struct role_state *r = &e->roles[i];
 
@@ -595,12 +782,26 @@ struct engine *engine_new(const struct cfg *cfg, struct signer *signer)
 	return e;
 }
 
+void engine_clear_listener(struct engine *e)
+{
+	if (e->timer_running) {
+		pthread_mutex_lock(&e->timer_lock);
+		e->timer_stop = 1;
+		pthread_cond_signal(&e->timer_wake);
+		pthread_mutex_unlock(&e->timer_lock);
+		pthread_join(e->timer, NULL);
+		e->timer_running = 0;
+	}
+	e->listener = NULL;
+}
+
 void engine_free(struct engine *e)
 {
 	struct timespec ts;
 
 	if (!e)
 		return;
+	engine_clear_listener(e);
 	ts = clock_deadline_ms(SHUTDOWN_WAIT_MS);
 	pthread_mutex_lock(&e->workers_lock);
 	while (e->workers) {
@@ -627,6 +828,8 @@ void engine_free(struct engine *e)
 	}
 	pthread_mutex_destroy(&e->workers_lock);
 	pthread_cond_destroy(&e->workers_done);
+	pthread_mutex_destroy(&e->timer_lock);
+	pthread_cond_destroy(&e->timer_wake);
 	free(e->roles);
 	free(e);
 }

@@ -49,6 +49,41 @@ int engine_get_token(struct engine *e, size_t i, char **out) WUR;
  * it.  malloc'd, NULL on allocation failure. */
 char *engine_status(struct engine *e, size_t i) WUR;
 
+/* Role i's credentials if valid ones are cached, without waiting and
+ * without starting a renewal (for stat, which must never call STS).
+ * 0 and a reference, or -EAGAIN. */
+int engine_peek_credentials(struct engine *e, size_t i, struct creds **out) WUR;
+
+/* The cached signed token of role i, if one is fresh: 0 and a malloc'd
+ * copy, or -EAGAIN.  Never signs. */
+int engine_peek_token(struct engine *e, size_t i, char **out) WUR;
+
+/*
+ * Told whenever what role i's files would show may have changed (what:
+ * enum engine_change bits): new credentials or token, a renewal starting
+ * or failing, and the moments the refresh point or (a second before) the
+ * expiry of the current credentials or token pass.  New credentials that
+ * replace none do not set ENGINE_CHANGED_CREDS: nobody can hold a copy of
+ * what did not exist.  Called from engine threads with no engine lock held; it
+ * must not call back into the engine with a wait (queue the work).
+ * Setting it starts the engine's timer thread.
+ */
+enum engine_change {
+	ENGINE_CHANGED_STATUS = 1,	/* status */
+	ENGINE_CHANGED_CREDS = 2,	/* credentials, env, process.json, expiry */
+	ENGINE_CHANGED_TOKEN = 4,	/* token */
+};
+typedef void (*engine_listener_fn)(void *arg, size_t role, unsigned what);
+int engine_set_listener(struct engine *e, engine_listener_fn fn, void *arg) WUR;
+/* Stops telling the listener (and the timer thread) before the listener
+ * goes away. */
+void engine_clear_listener(struct engine *e);
+
+/* The length of role i's signed tokens (constant for a key and subject),
+ * learnt once from a throwaway signature that never leaves the process;
+ * 0 for a role that does not sign. */
+size_t engine_token_size(struct engine *e, size_t i);
+
 /* Total STS requests sent for role i (each HTTP attempt counts). */
 unsigned long engine_sts_calls(struct engine *e, size_t i);
 

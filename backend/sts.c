@@ -824,8 +824,9 @@ void sts_credentials_clear(struct sts_credentials *c)
 	secret_free(c->access_key_id);
 	secret_free(c->secret_access_key);
 	secret_free(c->session_token);
-	free(c->assumed_role_arn);
-	free(c->assumed_role_id);
+	/* Parsed like the secrets, so possibly in the secure heap. */
+	secret_free(c->assumed_role_arn);
+	secret_free(c->assumed_role_id);
 	memset(c, 0, sizeof(*c));
 }
 

@@ -3,6 +3,8 @@
 #ifndef CREDFS_FS_H
 #define CREDFS_FS_H
 
+#include <stdint.h>
+
 #include "config.h"
 #include "engine.h"
 #include "signer.h"
@@ -15,10 +17,11 @@ struct credfs {
 	struct tree tree;
 	char *jwks;			/* keys.json, fixed while mounted */
 	char *discovery;		/* .well-known/openid-configuration */
+	const char *mountpoint;		/* absolute, as the host sees it */
 	uid_t uid;			/* the daemon's, owner of the shared files */
 	gid_t gid;
 	time_t started;			/* mtime of everything: the mount's start */
-	double timeout;			/* entry and attribute cache, seconds */
+	_Atomic uint32_t *pad_to;	/* steady size per role file, see ops.c */
 };
 
 /* The low-level operations of the mount; userdata is a struct credfs. */

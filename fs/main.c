@@ -17,6 +17,7 @@
 #include "commands.h"
 #include "credfs.h"
 #include "http.h"
+#include "inval.h"
 #include "log.h"
 
 #define CREDFS_MAX_THREADS 512
@@ -31,13 +32,18 @@ static const char usage_text[] =
 	"Mounts the roles of CONFIG at MOUNTPOINT: each role is a directory of\n"
 	"credentials, config, token, expiry, process.json, env and status.\n"
 	"\n"
-	"  -f        stay in the foreground, log to stderr\n"
-	"  -d        debug: log every request (implies -f)\n"
-	"  -o OPT    FUSE mount options: allow_other, auto_unmount, ...\n"
+	"  -f          stay in the foreground, log to stderr (else syslog)\n"
+	"  -d          debug: log every request (implies -f)\n"
+	"  -o OPT      FUSE mount options: allow_other, auto_unmount, ...\n"
+	"  --version   print the versions of credfs and libfuse\n"
+	"  --help, -h  print this text\n"
 	"\n"
-	"keygen   write a new signing key (EC P-256 by default), PEM, mode 0600\n"
+	"keygen   write a new signing key (EC P-256 by default), PEM, mode 0600;\n"
+	"         --type rsa --bits N for RSA (2048 by default)\n"
 	"oidc     write OUTDIR/.well-known/openid-configuration and OUTDIR/keys.json\n"
-	"check    validate CONFIG and list its roles (exit 2 on a bad config)\n";
+	"check    validate CONFIG and list its roles (exit 2 on a bad config)\n"
+	"\n"
+	"See credfs(8) and credfs.conf(5).\n";
 
 struct mount_opts {
 	int foreground;
@@ -99,18 +105,48 @@ static void forbid_core_dumps(void)
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
+#define SECRET_HEAP_SIZE (1 << 20)	/* room for a few hundred roles */
+
+/* Keys, session tokens and JWTs go to OpenSSL's secure heap: locked in
+ * memory where the system allows it (never swapped) and left out of core
+ * dumps.  Must run before the config (and its keys) is loaded.  Failure is
+ * not fatal: secrets are still wiped before they are freed. */
+static void lock_secret_memory(void)
+{
+	switch (secret_heap_init(SECRET_HEAP_SIZE)) {
+	case 1:
+		log_debug("secrets: %d KiB secure heap, locked in memory",
+			  SECRET_HEAP_SIZE / 1024);
+		break;
+	case 2:
+		log_debug("secrets: secure heap not locked in memory (RLIMIT_MEMLOCK)");
+		break;
+	default:
+		log_debug("secrets: no secure heap; secrets use ordinary memory");
+		break;
+	}
+}
+
 static int run_mount(struct mount_opts *o)
 {
 	struct credfs fs = {0};
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *loop = NULL;
-	char config_abs[PATH_MAX], fsopt[PATH_MAX + 64];
+	struct invalidator *iv = NULL;
+	char config_abs[PATH_MAX], mount_abs[PATH_MAX], fsopt[PATH_MAX + 128];
 	int rc = EXIT_RUNTIME;
 
 	log_open("credfs", 0, o->debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+	lock_secret_memory();
 	if (!realpath(o->config, config_abs)) {
 		fprintf(stderr, "credfs: %s: %s\n", o->config, strerror(errno));
+		return EXIT_USAGE;
+	}
+	/* The role's config names files under the mountpoint: make it
+	 * absolute now, before the daemon changes to "/". */
+	if (!realpath(o->mountpoint, mount_abs)) {
+		fprintf(stderr, "credfs: %s: %s\n", o->mountpoint, strerror(errno));
 		return EXIT_USAGE;
 	}
 	if (strchr(config_abs, ',')) {
@@ -124,8 +160,8 @@ static int run_mount(struct mount_opts *o)
 	rc = EXIT_RUNTIME;
 	fs.uid = getuid();
 	fs.gid = getgid();
-	fs.timeout = 1.0;
 	fs.started = time(NULL);
+	fs.mountpoint = mount_abs;
 	if (fs.signer) {
 		fs.jwks = signer_jwks(fs.signer);
 		fs.discovery = signer_discovery(fs.signer);
@@ -134,6 +170,10 @@ static int run_mount(struct mount_opts *o)
 	}
 	if (tree_init(&fs.tree, fs.cfg, fs.signer != NULL))
 		goto out_cfg;
+	fs.pad_to = calloc(fs.cfg->n_roles * ROLE_FILE_COUNT + 1,
+			   sizeof(*fs.pad_to));
+	if (!fs.pad_to)
+		goto out_tree;
 	if (http_global_init())
 		goto out_tree;
 	fs.engine = engine_new(fs.cfg, fs.signer);
@@ -141,13 +181,18 @@ static int run_mount(struct mount_opts *o)
 		goto out_http;
 
 	/* ro: the kernel refuses writes itself; default_permissions: the
-	 * kernel enforces each role's uid, gid and mode. */
+	 * kernel enforces each role's uid, gid and mode.  They come after
+	 * the user's options, where the last word wins: mount.fuse3 (fstab)
+	 * passes "rw,dev,suid", which must not undo them. */
 	snprintf(fsopt, sizeof(fsopt),
-		 "-oro,default_permissions,fsname=%s,subtype=credfs", config_abs);
-	if (fuse_opt_add_arg(&args, "credfs") || fuse_opt_add_arg(&args, fsopt))
+		 "-oro,nosuid,nodev,noatime,default_permissions,fsname=%s,subtype=credfs",
+		 config_abs);
+	if (fuse_opt_add_arg(&args, "credfs"))
 		goto out_engine;
 	if (o->fuse_opts.len && (fuse_opt_add_arg(&args, "-o") ||
 				 fuse_opt_add_arg(&args, o->fuse_opts.data + 1)))
+		goto out_engine;
+	if (fuse_opt_add_arg(&args, fsopt))
 		goto out_engine;
 	if (o->debug && fuse_opt_add_arg(&args, "-d"))
 		goto out_engine;
@@ -166,8 +211,16 @@ static int run_mount(struct mount_opts *o)
 	}
 	if (fuse_daemonize(o->foreground))
 		goto out_unmount;
-	if (!o->foreground)
+	if (!o->foreground) {
 		log_open("credfs", 1, LOG_LEVEL_INFO);
+		/* Memory locks do not survive fork(). */
+		if (secret_heap_relock())
+			log_debug("secrets: cannot lock the secure heap again after fork");
+	}
+	/* Threads start only now: fuse_daemonize() forks. */
+	iv = inval_start(se, &fs.tree);
+	if (!iv || engine_set_listener(fs.engine, inval_role, iv))
+		goto out_unmount;
 	log_info("mounted %s at %s: %zu role%s", config_abs, o->mountpoint,
 		 fs.cfg->n_roles, fs.cfg->n_roles == 1 ? "" : "s");
 
@@ -181,6 +234,10 @@ static int run_mount(struct mount_opts *o)
 	log_info("unmounting %s", o->mountpoint);
 
 out_unmount:
+	if (iv) {
+		engine_clear_listener(fs.engine);
+		inval_stop(iv);
+	}
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);
@@ -191,6 +248,7 @@ out_engine:
 out_http:
 	http_global_cleanup();
 out_tree:
+	free(fs.pad_to);
 	tree_destroy(&fs.tree);
 out_cfg:
 	free(fs.discovery);

@@ -1,11 +1,18 @@
 /*
  * The FUSE low-level operations.  Each handler asks a worker for the
- * answer (0 or an errno) and only then chooses the reply.  Files are
- * rendered whole at open() and served from that snapshot until release(),
- * so every read of one open file sees one consistent document.
+ * answer (0 or an errno) and only then chooses the reply.
+ *
+ * Caching (docs/caching.md): the kernel keeps every file's content and
+ * attributes; open() answers ENOSYS once, so the kernel stops sending opens
+ * at all, and a warm read never reaches this process.  A document is
+ * produced only when the kernel has no copy: at getattr from a reader (the
+ * request carries a file handle) or at read.  The invalidator (inval.c)
+ * drops the kernel's copies whenever the engine says a role changed.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -15,11 +22,18 @@
 #include "log.h"
 #include "render.h"
 
-/* What an open file serves: the document rendered at open(). */
-struct open_file {
-	size_t len;
-	char data[];
-};
+/* Entries and attributes stay cached this long: changes are pushed. */
+#define TIMEOUT_STEADY 3600.0
+/* A mirrored token file is looked at on every read: the kernel compares
+ * its size and mtime (auto_inval_data) and drops its copy when they move. */
+#define TIMEOUT_TOKEN_FILE 0.0
+/* The size shown for a document not produced yet: one page.  The first
+ * read asks for page 0 alone and learns the real size from its short
+ * answer (docs/caching.md). */
+#define SIZE_UNKNOWN 4096
+/* Padded sizes grow in these steps, with this much headroom. */
+#define PAD_STEP 512
+#define PAD_HEADROOM 256
 
 static struct credfs *fs_of(fuse_req_t req)
 {
@@ -62,15 +76,121 @@ static void node_attr(const struct credfs *fs, const struct node *n,
 		st->st_gid = role->gid;
 		break;
 	case NODE_ROLE_FILE:
-		/* Sizes of generated files are not known without producing
-		 * them (ls must not call STS): 0, as in /proc; open() uses
-		 * direct I/O so readers still get every byte. */
+		/* The size is filled in by file_attr(). */
 		role = &fs->cfg->roles[n->role];
 		st->st_mode = S_IFREG | role->mode;
 		st->st_uid = role->uid;
 		st->st_gid = role->gid;
 		break;
 	}
+}
+
+/* The steady size of file n: the largest document seen so far, rounded up
+ * with headroom, so renewals (whose session tokens differ a little in
+ * length) keep the size the kernel knows. */
+static size_t pad_size(struct credfs *fs, const struct node *n, size_t len)
+{
+	_Atomic uint32_t *slot = &fs->pad_to[n->role * ROLE_FILE_COUNT + n->file];
+	uint32_t cur = atomic_load(slot), want;
+
+	if (len <= cur)
+		return cur;
+	want = (uint32_t)((len + PAD_HEADROOM + PAD_STEP - 1) / PAD_STEP * PAD_STEP);
+	while (cur < want && !atomic_compare_exchange_weak(slot, &cur, want))
+		;
+	return cur > want ? cur : want;
+}
+
+/* The size to show for a document that cannot be produced now: the size
+ * it had before if it was padded, the fixed size of expiry, else a page. */
+static off_t unknown_size(struct credfs *fs, const struct node *n)
+{
+	uint32_t pad = atomic_load(&fs->pad_to[n->role * ROLE_FILE_COUNT + n->file]);
+
+	size_t token;
+
+	if (n->file == ROLE_EXPIRY)
+		return 21;
+	if (n->file == ROLE_TOKEN) {
+		token = engine_token_size(fs->engine, n->role);
+		if (token)
+			return (off_t)token;
+	}
+	return pad > SIZE_UNKNOWN ? (off_t)pad : SIZE_UNKNOWN;
+}
+
+/* Produces the whole document behind n into b (initialised by the caller
+ * with RENDER_MAX).  Returns 0 or a negative errno; -EAGAIN in
+ * RENDER_PEEK mode when it would need STS or signing. */
+static int file_render(struct credfs *fs, const struct node *n,
+		       enum render_mode mode, struct buf *b)
+{
+	int r;
+
+	switch (n->kind) {
+	case NODE_DISCOVERY:
+		return buf_append_str(b, fs->discovery);
+	case NODE_JWKS:
+		return buf_append_str(b, fs->jwks);
+	case NODE_ROLE_FILE:
+		r = render_role_file(fs->engine, &fs->cfg->roles[n->role],
+				     n->role, n->file, fs->mountpoint, mode, b);
+		if (r || !render_is_padded(n->file))
+			return r;
+		return render_pad(n->file, b, pad_size(fs, n, b->len));
+	default:
+		return -EISDIR;
+	}
+}
+
+/* Attributes of n and how long the kernel may keep them.  reading: the
+ * request comes from an open file (someone is reading it), so the document
+ * may be produced, waiting on STS; otherwise (ls, stat) only what is at
+ * hand is used, and a file that has no document yet shows SIZE_UNKNOWN.
+ * Returns 0 or an errno. */
+static int file_attr(struct credfs *fs, const struct node *n, fuse_ino_t ino,
+		     int reading, struct stat *st, double *timeout)
+{
+	const struct cfg_role *role;
+	struct stat ts;
+	struct buf b;
+	int r;
+
+	node_attr(fs, n, ino, st);
+	*timeout = TIMEOUT_STEADY;
+	if (n->kind != NODE_ROLE_FILE)
+		return 0;
+	role = &fs->cfg->roles[n->role];
+	if (n->file == ROLE_TOKEN && role->token_source == CFG_TOKEN_FILE) {
+		/* Mirror the token file: its size and mtime tell the kernel
+		 * (auto_inval_data) when to drop its copy. */
+		*timeout = TIMEOUT_TOKEN_FILE;
+		if (stat(role->web_identity_token_file, &ts) == 0 &&
+		    ts.st_size >= 4) {
+			st->st_size = ts.st_size;
+			st->st_mtim = ts.st_mtim;
+			st->st_ctim = ts.st_ctim;
+		} else {
+			/* Missing or empty: let the read fail with EIO and
+			 * status say why. */
+			st->st_size = SIZE_UNKNOWN;
+		}
+		return 0;
+	}
+	buf_init(&b, RENDER_MAX);
+	r = file_render(fs, n, reading ? RENDER_WAIT : RENDER_PEEK, &b);
+	if (r == -EAGAIN) {
+		/* No document yet: an upper bound.  The first read gets
+		 * the document in one piece and the kernel shrinks the size
+		 * to what it got; the change that follows (new credentials)
+		 * makes the kernel ask again and learn the exact size. */
+		st->st_size = unknown_size(fs, n);
+		r = 0;
+	} else if (r == 0) {
+		st->st_size = (off_t)b.len;
+	}
+	buf_free(&b);
+	return -r;
 }
 
 static int do_lookup(struct credfs *fs, fuse_ino_t parent, const char *name,
@@ -83,10 +203,8 @@ static int do_lookup(struct credfs *fs, fuse_ino_t parent, const char *name,
 		return -r;
 	memset(e, 0, sizeof(*e));
 	e->ino = tree_ino(&n);
-	e->attr_timeout = fs->timeout;
-	e->entry_timeout = fs->timeout;
-	node_attr(fs, &n, e->ino, &e->attr);
-	return 0;
+	e->entry_timeout = TIMEOUT_STEADY;
+	return file_attr(fs, &n, e->ino, 0, &e->attr, &e->attr_timeout);
 }
 
 static void credfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -106,106 +224,63 @@ static void credfs_getattr(fuse_req_t req, fuse_ino_t ino,
 	struct credfs *fs = fs_of(req);
 	struct stat st;
 	struct node n;
-	int r = tree_node(&fs->tree, ino, &n);
+	double timeout;
+	int err = -tree_node(&fs->tree, ino, &n);
 
-	if (r) {
-		fuse_reply_err(req, -r);
-		return;
-	}
-	node_attr(fs, &n, ino, &st);
-	fuse_reply_attr(req, &st, fs->timeout);
+	if (!err)
+		err = file_attr(fs, &n, ino, fi != NULL, &st, &timeout);
+	if (err)
+		fuse_reply_err(req, err);
+	else
+		fuse_reply_attr(req, &st, timeout);
 }
 
-/* Renders the document behind n.  Returns 0 with *out, or an errno. */
-static int do_open(struct credfs *fs, const struct node *n,
-		   struct open_file **out)
-{
-	struct open_file *of;
-	struct buf b;
-	int r = 0;
-
-	buf_init(&b, RENDER_MAX);
-	switch (n->kind) {
-	case NODE_DISCOVERY:
-		r = buf_append_str(&b, fs->discovery);
-		break;
-	case NODE_JWKS:
-		r = buf_append_str(&b, fs->jwks);
-		break;
-	case NODE_ROLE_FILE:
-		r = render_role_file(fs->engine, &fs->cfg->roles[n->role],
-				     n->role, n->file, &b);
-		break;
-	default:
-		return EISDIR;
-	}
-	if (r) {
-		buf_free(&b);
-		return -r;
-	}
-	of = malloc(sizeof(*of) + b.len + 1);
-	if (!of) {
-		buf_free(&b);
-		return ENOMEM;
-	}
-	of->len = b.len;
-	memcpy(of->data, b.data ? b.data : "", b.len + 1);
-	buf_free(&b);
-	*out = of;
-	return 0;
-}
-
+/* Opens are not needed: answering ENOSYS once makes the kernel stop
+ * sending them (FUSE no_open) and keep file contents cached, so a warm
+ * open + read + close costs no round trip to this process. */
 static void credfs_open(fuse_req_t req, fuse_ino_t ino,
 			struct fuse_file_info *fi)
 {
-	struct credfs *fs = fs_of(req);
-	struct open_file *of = NULL;
-	struct node n;
-	int err;
-
-	if ((fi->flags & O_ACCMODE) != O_RDONLY ||
-	    (fi->flags & (O_TRUNC | O_APPEND))) {
-		fuse_reply_err(req, EROFS);
-		return;
-	}
-	err = -tree_node(&fs->tree, ino, &n);
-	if (!err)
-		err = do_open(fs, &n, &of);
-	if (err) {
-		fuse_reply_err(req, err);
-		return;
-	}
-	fi->fh = (uint64_t)(uintptr_t)of;
-	if (n.kind == NODE_ROLE_FILE)
-		fi->direct_io = 1;
-	else
-		fi->keep_cache = 1;
-	if (fuse_reply_open(req, fi) == -ENOENT) {
-		/* The opener was interrupted: nobody will release this. */
-		secret_free_n(of, sizeof(*of) + of->len + 1);
-	}
+	fuse_reply_err(req, ENOSYS);
 }
 
+/* Likewise for flush on close (FUSE no_flush). */
+static void credfs_flush(fuse_req_t req, fuse_ino_t ino,
+			 struct fuse_file_info *fi)
+{
+	fuse_reply_err(req, ENOSYS);
+}
+
+/* A read reaches here only when the kernel has no copy of the page: the
+ * document is produced whole, from one snapshot of the role's state, and
+ * the requested range of it is returned.  Documents fit in the first read
+ * (they are far smaller than the kernel's read size). */
 static void credfs_read(fuse_req_t req, fuse_ino_t ino, size_t size,
 			off_t off, struct fuse_file_info *fi)
 {
-	struct open_file *of = (struct open_file *)(uintptr_t)fi->fh;
+	struct credfs *fs = fs_of(req);
+	struct node n;
+	struct buf b;
+	int err = -tree_node(&fs->tree, ino, &n);
 
-	if (off < 0 || (size_t)off >= of->len) {
+	buf_init(&b, RENDER_MAX);
+	if (!err)
+		err = -file_render(fs, &n, RENDER_WAIT, &b);
+	if (err) {
+		fuse_reply_err(req, err);
+	} else if (off < 0 || (size_t)off >= b.len) {
 		fuse_reply_buf(req, NULL, 0);
-		return;
+	} else {
+		if (size > b.len - (size_t)off)
+			size = b.len - (size_t)off;
+		fuse_reply_buf(req, b.data + off, size);
 	}
-	if (size > of->len - (size_t)off)
-		size = of->len - (size_t)off;
-	fuse_reply_buf(req, of->data + off, size);
+	buf_free(&b);
 }
 
 static void credfs_release(fuse_req_t req, fuse_ino_t ino,
 			   struct fuse_file_info *fi)
 {
-	struct open_file *of = (struct open_file *)(uintptr_t)fi->fh;
-
-	secret_free_n(of, sizeof(*of) + of->len + 1);
 	fuse_reply_err(req, 0);
 }
 
@@ -334,6 +409,10 @@ static void credfs_init(void *userdata, struct fuse_conn_info *conn)
 	 * files meanwhile. */
 	if (conn->capable & FUSE_CAP_ASYNC_READ)
 		conn->want |= FUSE_CAP_ASYNC_READ;
+	/* A changed mtime or size drops the kernel's copy of a file (the
+	 * mirrored token files rely on it). */
+	if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
+		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
 }
 
 const struct fuse_lowlevel_ops credfs_ops = {
@@ -348,6 +427,7 @@ const struct fuse_lowlevel_ops credfs_ops = {
 	.rename = credfs_rename,
 	.create = credfs_create,
 	.open = credfs_open,
+	.flush = credfs_flush,
 	.read = credfs_read,
 	.write = credfs_write,
 	.release = credfs_release,

@@ -3,6 +3,7 @@ proxy in front of it, keys and configs in a temporary directory, and a real
 credfs mount that is always unmounted, even when a test fails."""
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -18,6 +19,7 @@ CREDFS = os.environ.get("CREDFS_BIN", os.path.join(ROOT, "build", "fs", "credfs"
 AWS_CLI = "/usr/bin/aws"
 SYSTEM_PYTHON = "/usr/bin/python3"   # Debian's, with python3-jwt
 ACCOUNT = "123456789012"
+SANITIZER_REPORT = re.compile(r"ERROR: (Address|Leak|Thread)Sanitizer|runtime error: ")
 
 
 def moto_command():
@@ -138,6 +140,11 @@ class Mount:
             subprocess.run(["fusermount3", "-uz", self.mnt], capture_output=True)
         self.log.close()
         self.proc = None
+        # Under the sanitizer build a report in the daemon's log fails the test.
+        report = SANITIZER_REPORT.search(self.output())
+        if report:
+            raise AssertionError("sanitizer report in the credfs log:\n"
+                                 + self.output()[report.start():][:4000])
 
     def path(self, *parts):
         return os.path.join(self.mnt, *parts)

@@ -606,6 +606,72 @@ static void test_load_string_reusable(void)
 	}
 }
 
+static void test_config_style(void)
+{
+	static const char text[] =
+		"[credfs]\n"
+		"region = eu-west-1\n"
+		"config_style = process\n"
+		"[signer]\n"
+		"key = /k.pem\n"
+		"issuer = https://oidc.example.com\n"
+		"[role a]\n"
+		"role_arn = arn:aws:iam::123456789012:role/a\n"
+		"subject = s\n"
+		"[role b]\n"
+		"role_arn = arn:aws:iam::123456789012:role/b\n"
+		"subject = s\n"
+		"config_style = web_identity\n"
+		"consumer_path = /root/.aws/\n"
+		"[role c]\n"
+		"role_arn = arn:aws:iam::123456789012:role/c\n"
+		"source_role = a\n";
+	struct cfg *cfg = load(text);
+
+	CHECK(cfg != NULL);
+	if (!cfg)
+		return;
+	/* The [credfs] default applies; a role's own value wins. */
+	CHECK(cfg->roles[0].config_style == CFG_STYLE_PROCESS);
+	CHECK(cfg->roles[0].consumer_path == NULL);
+	CHECK(cfg->roles[1].config_style == CFG_STYLE_WEB_IDENTITY);
+	CHECK_STR(cfg->roles[1].consumer_path, "/root/.aws");
+	CHECK(cfg->roles[2].config_style == CFG_STYLE_PROCESS);
+	cfg_free(cfg);
+
+	cfg = load(minimal);
+	CHECK(cfg != NULL);
+	if (cfg)
+		CHECK(cfg->roles[0].config_style == CFG_STYLE_REGION);
+	cfg_free(cfg);
+}
+
+static void test_config_style_errors(void)
+{
+	static const struct {
+		const char *lines;	/* appended to [role app] of minimal */
+		const char *error;
+	} bad[] = {
+		{ "config_style = Process\n",
+		  "11: config_style must be region, process or web_identity, not \"Process\"" },
+		{ "consumer_path = root/.aws\n",
+		  "11: consumer_path must be an absolute path of letters, digits and / . _ - + @ = , : ~ %, not \"root/.aws\"" },
+		{ "consumer_path = /my dir\n",
+		  "11: consumer_path must be an absolute path of letters, digits and / . _ - + @ = , : ~ %, not \"/my dir\"" },
+		{ "consumer_path = /a'b\n",
+		  "11: consumer_path must be an absolute path of letters, digits and / . _ - + @ = , : ~ %, not \"/a'b\"" },
+		{ "consumer_path = //\n",
+		  "11: consumer_path must be a directory below \"/\", such as /root/.aws" },
+	};
+	char text[2048], got[1024];
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		snprintf(text, sizeof(text), "%s%s", minimal, bad[i].lines);
+		load_error(text, got, sizeof(got));
+		CHECK_STR(got, bad[i].error);
+	}
+}
+
 static const struct check_case cases[] = {
 	CHECK_CASE(test_data_good_cases),
 	CHECK_CASE(test_data_bad_cases),
@@ -624,6 +690,8 @@ static const struct check_case cases[] = {
 	CHECK_CASE(test_missing_file),
 	CHECK_CASE(test_first_error_wins),
 	CHECK_CASE(test_load_string_reusable),
+	CHECK_CASE(test_config_style),
+	CHECK_CASE(test_config_style_errors),
 };
 
 int main(void)
