@@ -1721,3 +1721,53 @@ const struct cfg_role *cfg_find_role(const struct cfg *cfg, const char *name)
 			return &cfg->roles[i];
 	return NULL;
 }
+
+static int str_eq(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static int strv_eq(char *const *a, size_t na, char *const *b, size_t nb)
+{
+	if (na != nb)
+		return 0;
+	for (size_t i = 0; i < na; i++)
+		if (!str_eq(a[i], b[i]))
+			return 0;
+	return 1;
+}
+
+int cfg_role_equal(const struct cfg_role *a, const struct cfg_role *b)
+{
+	if (a->n_tags != b->n_tags)
+		return 0;
+	for (size_t i = 0; i < a->n_tags; i++)
+		if (!str_eq(a->tags[i].key, b->tags[i].key) ||
+		    !str_eq(a->tags[i].value, b->tags[i].value))
+			return 0;
+	return strcmp(a->name, b->name) == 0 &&
+	       str_eq(a->role_arn, b->role_arn) &&
+	       a->token_source == b->token_source &&
+	       str_eq(a->subject, b->subject) &&
+	       str_eq(a->web_identity_token_file, b->web_identity_token_file) &&
+	       str_eq(a->source_role, b->source_role) &&
+	       str_eq(a->session_name, b->session_name) &&
+	       str_eq(a->external_id, b->external_id) &&
+	       str_eq(a->policy, b->policy) &&
+	       strv_eq(a->policy_arns, a->n_policy_arns, b->policy_arns,
+		       b->n_policy_arns) &&
+	       strv_eq(a->transitive_tag_keys, a->n_transitive_tag_keys,
+		       b->transitive_tag_keys, b->n_transitive_tag_keys) &&
+	       str_eq(a->source_identity, b->source_identity) &&
+	       str_eq(a->region, b->region) &&
+	       str_eq(a->sts_endpoint, b->sts_endpoint) &&
+	       str_eq(a->ca_file, b->ca_file) &&
+	       a->use_fips_endpoint == b->use_fips_endpoint &&
+	       a->duration_seconds == b->duration_seconds &&
+	       a->refresh_fraction == b->refresh_fraction &&
+	       a->min_validity == b->min_validity &&
+	       a->wait_timeout == b->wait_timeout &&
+	       a->uid == b->uid && a->gid == b->gid && a->mode == b->mode &&
+	       a->config_style == b->config_style &&
+	       str_eq(a->consumer_path, b->consumer_path);
+}

@@ -119,6 +119,11 @@ int cfg_load_string(const char *text, const char *name, struct cfg **out,
 
 void cfg_free(struct cfg *cfg);
 
+/* Whether two roles have the same settings (name included; where they
+ * stand in their files and source_index are not settings).  A chained
+ * role's source is compared by name only. */
+int cfg_role_equal(const struct cfg_role *a, const struct cfg_role *b);
+
 /* The role called name, or NULL. */
 const struct cfg_role *cfg_find_role(const struct cfg *cfg, const char *name);
 

@@ -37,8 +37,11 @@ struct creds_box {
 
 struct role_state {
 	struct engine *engine;
-	size_t index;
-	const struct cfg_role *cfg;
+	size_t index;			/* its slot */
+	/* Swapped by engine_reload; the old one stays alive a while. */
+	_Atomic(const struct cfg_role *) cfg;
+	_Atomic size_t source_slot;	/* CFG_TOKEN_CHAINED */
+	atomic_int retired;		/* no longer configured */
 
 	pthread_mutex_t lock;
 	pthread_cond_t renewed;		/* broadcast when a renewal ends */
@@ -49,6 +52,7 @@ struct role_state {
 	int64_t refresh_mono;		/* current's refresh point, monotonic ms */
 	int64_t refresh_wall;		/* the same, wall seconds, for status */
 	int renewing;			/* a renewal thread is running */
+	unsigned long settings_gen;	/* bumped by a reload that changes the role */
 	unsigned long renewal_seq;	/* renewals ended, success or not */
 	unsigned long renewals;		/* successful renewals */
 	unsigned long sts_calls;	/* HTTP requests sent to STS */
@@ -74,10 +78,13 @@ struct role_state {
 static int valid_locked(const struct role_state *r, int64_t now_mono);
 
 struct engine {
-	const struct cfg *cfg;
-	struct signer *signer;
-	struct role_state *roles;
-	size_t n_roles;
+	_Atomic(struct signer *) signer;
+	/* slots[0 .. n_slots) are allocated; slots are never freed or
+	 * reused while the engine lives.  The array is sized once. */
+	struct role_state **slots;
+	_Atomic size_t n_slots;
+	size_t cap_slots;
+	pthread_mutex_t reload_lock;	/* one reload at a time */
 
 	pthread_mutex_t workers_lock;
 	pthread_cond_t workers_done;
@@ -219,22 +226,23 @@ static char *read_token_file(const char *path, struct sts_error *err)
 static char *signed_token_locked(struct role_state *r, struct sts_error *err)
 {
 	struct engine *e = r->engine;
+	struct signer *signer = e->signer;
 	int64_t now_mono = clock_mono_ms(), now, lifetime, point, validity;
 	char *jwt;
 
 	if (r->token && now_mono < r->token_refresh_mono)
 		return secret_strdup(r->token);
-	if (!e->signer) {
+	if (!signer) {
 		set_error(err, "Signer", "no [signer] is configured");
 		return NULL;
 	}
 	now = clock_wall();
-	if (signer_sign(e->signer, r->cfg->subject, now, &jwt)) {
+	if (signer_sign(signer, r->cfg->subject, now, &jwt)) {
 		set_error(err, "Signer", "signing the token for role %s failed",
 			  r->cfg->name);
 		return NULL;
 	}
-	lifetime = signer_token_lifetime(e->signer);
+	lifetime = signer_token_lifetime(signer);
 	/* The same rule as for credentials, with min_validity held to half
 	 * the token's lifetime so a short-lived token is not re-signed on
 	 * every read. */
@@ -253,7 +261,7 @@ static char *signed_token_locked(struct role_state *r, struct sts_error *err)
 
 int engine_get_token(struct engine *e, size_t i, char **out)
 {
-	struct role_state *r = &e->roles[i];
+	struct role_state *r = e->slots[i];
 	struct sts_error err;
 	char *tok = NULL;
 
@@ -306,7 +314,7 @@ static int exchange(struct role_state *r, struct sts_credentials *got,
 	int rc;
 
 	if (c->token_source == CFG_TOKEN_CHAINED) {
-		if (engine_get_credentials(r->engine, c->source_index, &source)) {
+		if (engine_get_credentials(r->engine, r->source_slot, &source)) {
 			set_error(err, "SourceRole",
 				  "source role %s has no valid credentials (see its status)",
 				  c->source_role);
@@ -356,6 +364,11 @@ static void *renewal_main(void *arg)
 	unsigned what = ENGINE_CHANGED_STATUS;
 	int rc;
 
+	unsigned long gen;
+
+	pthread_mutex_lock(&r->lock);
+	gen = r->settings_gen;
+	pthread_mutex_unlock(&r->lock);
 	tell(r, ENGINE_CHANGED_STATUS);	/* status shows "renewing" */
 	rc = exchange(r, &got, &err, &calls);
 	wall = clock_wall();
@@ -378,7 +391,16 @@ static void *renewal_main(void *arg)
 	pthread_mutex_lock(&r->lock);
 	r->sts_calls += calls;
 	r->last_attempt = wall;
-	if (rc == 0) {
+	if (gen != r->settings_gen) {
+		/* The role was changed or removed meanwhile: this result
+		 * answers settings that are gone. */
+		if (rc == 0)
+			sts_credentials_clear(&got);
+		free(box);
+		box = NULL;
+		rc = -1;
+		set_error(&err, "Reloaded", "the role changed during the renewal");
+	} else if (rc == 0) {
 		atomic_init(&box->refs, 1);
 		box->c.sts = got;
 		box->c.obtained = wall;
@@ -460,7 +482,7 @@ static int valid_locked(const struct role_state *r, int64_t now_mono)
 
 int engine_get_credentials(struct engine *e, size_t i, struct creds **out)
 {
-	struct role_state *r = &e->roles[i];
+	struct role_state *r = e->slots[i];
 	int64_t now = clock_mono_ms();
 	int64_t deadline = now + (int64_t)r->cfg->wait_timeout * 1000;
 	struct timespec ts = clock_deadline_ms(deadline - now);
@@ -504,7 +526,7 @@ int engine_get_credentials(struct engine *e, size_t i, struct creds **out)
 
 int engine_peek_credentials(struct engine *e, size_t i, struct creds **out)
 {
-	struct role_state *r = &e->roles[i];
+	struct role_state *r = e->slots[i];
 	int rc = -EAGAIN;
 
 	*out = NULL;
@@ -520,7 +542,7 @@ int engine_peek_credentials(struct engine *e, size_t i, struct creds **out)
 
 int engine_peek_token(struct engine *e, size_t i, char **out)
 {
-	struct role_state *r = &e->roles[i];
+	struct role_state *r = e->slots[i];
 	int rc = -EAGAIN;
 
 	*out = NULL;
@@ -579,10 +601,14 @@ static void *timer_main(void *arg)
 		int64_t now = clock_mono_ms(), next = now + 1000;
 		struct timespec ts;
 
-		for (size_t i = 0; i < e->n_roles; i++) {
-			struct role_state *r = &e->roles[i];
+		size_t n = e->n_slots;
+
+		for (size_t i = 0; i < n; i++) {
+			struct role_state *r = e->slots[i];
 			unsigned due;
 
+			if (r->retired)
+				continue;
 			pthread_mutex_lock(&r->lock);
 			role_time_points(r, now, &due, &next);
 			pthread_mutex_unlock(&r->lock);
@@ -615,17 +641,19 @@ int engine_set_listener(struct engine *e, engine_listener_fn fn, void *arg)
 
 size_t engine_token_size(struct engine *e, size_t i)
 {
-	struct role_state *r = &e->roles[i];
+	struct role_state *r = e->slots[i];
 	size_t n;
 	char *jwt;
 
-	if (r->cfg->token_source != CFG_TOKEN_SIGNED || !e->signer)
+	struct signer *signer = e->signer;
+
+	if (r->cfg->token_source != CFG_TOKEN_SIGNED || !signer)
 		return 0;
 	pthread_mutex_lock(&r->lock);
 	if (!r->token_size && r->token) {
 		r->token_size = strlen(r->token);
 	} else if (!r->token_size &&
-		   signer_sign(e->signer, r->cfg->subject, clock_wall(), &jwt) == 0) {
+		   signer_sign(signer, r->cfg->subject, clock_wall(), &jwt) == 0) {
 		r->token_size = strlen(jwt);
 		secret_free(jwt);
 	}
@@ -636,7 +664,7 @@ size_t engine_token_size(struct engine *e, size_t i)
 
 unsigned long engine_sts_calls(struct engine *e, size_t i)
 {
-	struct role_state *r = &e->roles[i];
+	struct role_state *r = e->slots[i];
 	unsigned long n;
 
 	pthread_mutex_lock(&r->lock);
@@ -672,7 +700,7 @@ static const char *source_name(enum cfg_token_source s)
 
 char *engine_status(struct engine *e, size_t i)
 {
-	struct role_state *r = &e->roles[i];
+	struct role_state *r = e->slots[i];
 	int64_t now_mono = clock_mono_ms();
 	const char *state;
 	json_t *o, *err = NULL;
@@ -748,6 +776,38 @@ char *engine_status(struct engine *e, size_t i)
 
 /* ---- life ------------------------------------------------------------ */
 
+/* A fresh role in slot i; NULL when out of memory. */
+static struct role_state *role_new(struct engine *e, size_t i,
+				   const struct cfg_role *c)
+{
+	struct role_state *r = calloc(1, sizeof(*r));
+	pthread_condattr_t ca;
+
+	if (!r)
+		return NULL;
+	r->engine = e;
+	r->index = i;
+	atomic_init(&r->cfg, c);
+	atomic_init(&r->source_slot, 0);
+	atomic_init(&r->retired, 0);
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&r->renewed, &ca);
+	pthread_condattr_destroy(&ca);
+	return r;
+}
+
+static void role_free(struct role_state *r)
+{
+	if (r->current)
+		creds_unref(&r->current->c);
+	secret_free(r->token);
+	pthread_mutex_destroy(&r->lock);
+	pthread_cond_destroy(&r->renewed);
+	free(r);
+}
+
 struct engine *engine_new(const struct cfg *cfg, struct signer *signer)
 {
 	struct engine *e = calloc(1, sizeof(*e));
@@ -755,31 +815,173 @@ struct engine *engine_new(const struct cfg *cfg, struct signer *signer)
 
 	if (!e)
 		return NULL;
-	e->cfg = cfg;
-	e->signer = signer;
-	e->n_roles = cfg->n_roles;
-	e->roles = calloc(cfg->n_roles ? cfg->n_roles : 1, sizeof(*e->roles));
-	if (!e->roles) {
+	atomic_init(&e->signer, signer);
+	/* Room for the roles of this configuration and as many more
+	 * added by reloads, plus some. */
+	e->cap_slots = cfg->n_roles * 2 + 1024;
+	e->slots = calloc(e->cap_slots, sizeof(*e->slots));
+	if (!e->slots) {
 		free(e);
 		return NULL;
 	}
+	for (size_t i = 0; i < cfg->n_roles; i++) {
+		e->slots[i] = role_new(e, i, &cfg->roles[i]);
+		if (!e->slots[i]) {
+			while (i--)
+				role_free(e->slots[i]);
+			free(e->slots);
+			free(e);
+			return NULL;
+		}
+		atomic_store(&e->slots[i]->source_slot, cfg->roles[i].source_index);
+	}
+	atomic_init(&e->n_slots, cfg->n_roles);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_mutex_init(&e->workers_lock, NULL);
 	pthread_cond_init(&e->workers_done, &ca);
 	pthread_mutex_init(&e->timer_lock, NULL);
 	pthread_cond_init(&e->timer_wake, &ca);
-	for (size_t i = 0; i < cfg->n_roles; i++) {
-		struct role_state *r = &e->roles[i];
-
-		r->engine = e;
-		r->index = i;
-		r->cfg = &cfg->roles[i];
-		pthread_mutex_init(&r->lock, NULL);
-		pthread_cond_init(&r->renewed, &ca);
-	}
+	pthread_mutex_init(&e->reload_lock, NULL);
 	pthread_condattr_destroy(&ca);
 	return e;
+}
+
+size_t engine_slot_count(const struct engine *e)
+{
+	return e->n_slots;
+}
+
+size_t engine_slot_capacity(const struct engine *e)
+{
+	return e->cap_slots;
+}
+
+struct name_slot {
+	const char *name;
+	size_t slot;
+};
+
+static int cmp_name_slot(const void *a, const void *b)
+{
+	return strcmp(((const struct name_slot *)a)->name,
+		      ((const struct name_slot *)b)->name);
+}
+
+/* Forgets everything role r had: it is renewed on its next read. */
+static void role_reset(struct role_state *r)
+{
+	struct creds_box *old;
+	char *token;
+
+	pthread_mutex_lock(&r->lock);
+	old = r->current;
+	r->current = NULL;
+	token = r->token;
+	r->token = NULL;
+	r->token_size = 0;
+	r->has_error = 0;
+	r->failures = 0;
+	r->holdoff_until_mono = 0;
+	r->settings_gen++;
+	pthread_mutex_unlock(&r->lock);
+	if (old)
+		creds_unref(&old->c);
+	secret_free(token);
+}
+
+int engine_reload(struct engine *e, const struct cfg *cfg,
+		  struct signer *signer, size_t *slot_of_role)
+{
+	size_t n_old, n_new = 0, live = 0;
+	struct name_slot *index;
+	struct signer *old_signer;
+	unsigned char *kept;
+	int rc = -1;
+
+	pthread_mutex_lock(&e->reload_lock);
+	n_old = e->n_slots;
+	index = calloc(n_old + 1, sizeof(*index));
+	kept = calloc(n_old + 1, 1);
+	if (!index || !kept)
+		goto out;
+	for (size_t s = 0; s < n_old; s++)
+		if (!e->slots[s]->retired)
+			index[live++] = (struct name_slot){e->slots[s]->cfg->name, s};
+	qsort(index, live, sizeof(*index), cmp_name_slot);
+
+	/* Slots first, so that a failure changes nothing. */
+	for (size_t i = 0; i < cfg->n_roles; i++) {
+		struct name_slot key = {cfg->roles[i].name, 0};
+		struct name_slot *hit = bsearch(&key, index, live, sizeof(*index),
+						cmp_name_slot);
+
+		if (hit) {
+			slot_of_role[i] = hit->slot;
+			kept[hit->slot] = 1;
+		} else if (n_old + n_new < e->cap_slots) {
+			slot_of_role[i] = n_old + n_new++;
+		} else {
+			log_error("reload: no room for more roles; restart credfs");
+			goto out;
+		}
+	}
+	for (size_t i = 0; i < cfg->n_roles; i++) {
+		size_t s = slot_of_role[i];
+
+		if (s < n_old)
+			continue;
+		e->slots[s] = role_new(e, s, &cfg->roles[i]);
+		if (!e->slots[s]) {
+			for (size_t k = n_old; k < n_old + n_new; k++) {
+				if (e->slots[k])
+					role_free(e->slots[k]);
+				e->slots[k] = NULL;
+			}
+			goto out;
+		}
+	}
+
+	old_signer = e->signer;
+	atomic_store(&e->signer, signer);
+	for (size_t i = 0; i < cfg->n_roles; i++) {
+		const struct cfg_role *c = &cfg->roles[i];
+		struct role_state *r = e->slots[slot_of_role[i]];
+
+		atomic_store(&r->source_slot, c->token_source == CFG_TOKEN_CHAINED
+				? slot_of_role[c->source_index] : 0);
+		if (slot_of_role[i] >= n_old)
+			continue;
+		if (cfg_role_equal(r->cfg, c) &&
+		    !(c->token_source == CFG_TOKEN_SIGNED &&
+		      !signer_same_tokens(signer, old_signer))) {
+			atomic_store(&r->cfg, c);
+			continue;
+		}
+		atomic_store(&r->cfg, c);
+		role_reset(r);
+		log_info("role %s: settings changed; renewed on its next read",
+			 c->name);
+		tell(r, ENGINE_CHANGED_CREDS | ENGINE_CHANGED_STATUS |
+			ENGINE_CHANGED_TOKEN);
+	}
+	for (size_t s = 0; s < n_old; s++) {
+		struct role_state *r = e->slots[s];
+
+		if (!kept[s] && !r->retired) {
+			atomic_store(&r->retired, 1);
+			role_reset(r);
+			log_info("role %s: removed", r->cfg->name);
+		}
+	}
+	atomic_store(&e->n_slots, n_old + n_new);
+	wake_timer(e);
+	rc = 0;
+out:
+	pthread_mutex_unlock(&e->reload_lock);
+	free(index);
+	free(kept);
+	return rc;
 }
 
 void engine_clear_listener(struct engine *e)
@@ -817,19 +1019,13 @@ void engine_free(struct engine *e)
 		return;
 	}
 	pthread_mutex_unlock(&e->workers_lock);
-	for (size_t i = 0; i < e->n_roles; i++) {
-		struct role_state *r = &e->roles[i];
-
-		if (r->current)
-			creds_unref(&r->current->c);
-		secret_free(r->token);
-		pthread_mutex_destroy(&r->lock);
-		pthread_cond_destroy(&r->renewed);
-	}
+	for (size_t i = 0; i < e->n_slots; i++)
+		role_free(e->slots[i]);
+	pthread_mutex_destroy(&e->reload_lock);
 	pthread_mutex_destroy(&e->workers_lock);
 	pthread_cond_destroy(&e->workers_done);
 	pthread_mutex_destroy(&e->timer_lock);
 	pthread_cond_destroy(&e->timer_wake);
-	free(e->roles);
+	free(e->slots);
 	free(e);
 }

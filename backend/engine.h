@@ -27,8 +27,34 @@ struct creds {
 	int64_t obtained;		/* wall seconds when received */
 };
 
-/* cfg and signer (may be NULL) must outlive the engine. */
+/*
+ * Roles live in slots: role i of the first configuration is slot i, and a
+ * role keeps its slot across reloads for as long as it is configured, so
+ * everything keyed by slot (inode numbers) stays stable.  Every call below
+ * that takes i takes a slot.
+ *
+ * cfg and signer (may be NULL) must outlive the engine, or the next
+ * engine_reload() plus the time a renewal can take (see engine_reload).
+ */
 struct engine *engine_new(const struct cfg *cfg, struct signer *signer) WUR;
+
+/*
+ * Moves the engine to a new configuration: roles are matched by name.
+ * slot_of_role (cfg->n_roles entries) receives each role's slot: its old
+ * one if it was configured before, else a new one.  A role whose settings
+ * changed (or, for a signing role, whose signer changed) drops its cached
+ * credentials and token and is renewed on its next read; an unchanged role
+ * keeps them; a role that is gone is retired and its slot never reused.
+ * Readers are never blocked.  The previous cfg and signer must stay alive
+ * for as long as a renewal may take (a renewal started before may still
+ * read them).  Returns 0, or -1 (nothing changed) when no slot is left.
+ */
+int engine_reload(struct engine *e, const struct cfg *cfg,
+		  struct signer *signer, size_t *slot_of_role) WUR;
+
+/* Slots in use so far (live and retired), and the most there can be. */
+size_t engine_slot_count(const struct engine *e);
+size_t engine_slot_capacity(const struct engine *e);
 /* Waits a bounded time for renewals in flight, then frees everything. */
 void engine_free(struct engine *e);
 

@@ -563,6 +563,17 @@ void signer_free(struct signer *s)
 	free(s);
 }
 
+int signer_same_tokens(const struct signer *a, const struct signer *b)
+{
+	if (!a || !b)
+		return a == b;
+	return strcmp(a->cur.kid, b->cur.kid) == 0 &&
+	       strcmp(a->issuer, b->issuer) == 0 &&
+	       strcmp(a->audience, b->audience) == 0 &&
+	       a->token_lifetime == b->token_lifetime &&
+	       a->clock_skew == b->clock_skew;
+}
+
 const char *signer_alg(const struct signer *s)
 {
 	return alg_name(s->cur.alg);

@@ -28,6 +28,11 @@ int signer_load(const struct cfg *cfg, struct signer **out,
 		struct cfg_error *err) WUR;
 void signer_free(struct signer *s);
 
+/* Whether a and b sign the same tokens: same current key, issuer,
+ * audience, lifetime and skew (previous keys do not matter).  NULL equals
+ * only NULL. */
+int signer_same_tokens(const struct signer *a, const struct signer *b);
+
 /* "ES256" or "RS256". */
 const char *signer_alg(const struct signer *s);
 /* kid of the current key. */

@@ -19,7 +19,6 @@ struct pending {
 
 struct invalidator {
 	struct fuse_session *se;
-	const struct tree *tree;
 	pthread_t thread;
 
 	pthread_mutex_t lock;
@@ -86,11 +85,11 @@ static unsigned file_changes(enum role_file f)
 static void invalidate(struct invalidator *iv, size_t role, unsigned what)
 {
 	for (int f = 0; f < ROLE_FILE_COUNT; f++) {
-		struct node n = {NODE_ROLE_FILE, role, (enum role_file)f};
+		struct node n = {.kind = NODE_ROLE_FILE, .slot = role,
+				 .file = (enum role_file)f};
 		int r;
 
-		if (!(file_changes((enum role_file)f) & what) ||
-		    !tree_role_has_file(iv->tree, role, (enum role_file)f))
+		if (!(file_changes((enum role_file)f) & what))
 			continue;
 		r = fuse_lowlevel_notify_inval_inode(iv->se, tree_ino(&n), 0, 0);
 		if (r && r != -ENOENT && r != -EBADF && r != -ENODEV &&
@@ -138,7 +137,7 @@ static void *inval_main(void *arg)
 	return NULL;
 }
 
-struct invalidator *inval_start(struct fuse_session *se, const struct tree *t)
+struct invalidator *inval_start(struct fuse_session *se)
 {
 	struct invalidator *iv = calloc(1, sizeof(*iv));
 	pthread_condattr_t ca;
@@ -146,7 +145,6 @@ struct invalidator *inval_start(struct fuse_session *se, const struct tree *t)
 	if (!iv)
 		return NULL;
 	iv->se = se;
-	iv->tree = t;
 	pthread_mutex_init(&iv->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

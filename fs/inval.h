@@ -19,8 +19,9 @@
 
 struct invalidator;
 
-/* Starts the thread.  se and t must outlive it.  NULL on failure. */
-struct invalidator *inval_start(struct fuse_session *se, const struct tree *t);
+/* Starts the thread.  se must outlive it.  NULL on failure.  Roles are
+ * named by engine slot. */
+struct invalidator *inval_start(struct fuse_session *se);
 /* Queues the files of role named by what (enum engine_change bits) for
  * invalidation; never blocks on the kernel, safe from any thread.  Matches
  * engine_listener_fn (arg is the invalidator). */

@@ -4,7 +4,9 @@
  * start to clean unmount.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,7 @@
 #include "credfs.h"
 #include "http.h"
 #include "inval.h"
+#include "reload.h"
 #include "log.h"
 
 #define CREDFS_MAX_THREADS 512
@@ -134,6 +137,10 @@ static int run_mount(struct mount_opts *o)
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *loop = NULL;
 	struct invalidator *iv = NULL;
+	struct cfg *cfg;
+	struct signer *signer;
+	struct view *view;
+	size_t *slots, n_roles;
 	char config_abs[PATH_MAX], mount_abs[PATH_MAX], fsopt[PATH_MAX + 128];
 	int rc = EXIT_RUNTIME;
 
@@ -154,7 +161,7 @@ static int run_mount(struct mount_opts *o)
 			config_abs);
 		return EXIT_USAGE;
 	}
-	rc = load_config(config_abs, &fs.cfg, &fs.signer);
+	rc = load_config(config_abs, &cfg, &signer);
 	if (rc)
 		return rc;
 	rc = EXIT_RUNTIME;
@@ -162,23 +169,32 @@ static int run_mount(struct mount_opts *o)
 	fs.gid = getgid();
 	fs.started = time(NULL);
 	fs.mountpoint = mount_abs;
-	if (fs.signer) {
-		fs.jwks = signer_jwks(fs.signer);
-		fs.discovery = signer_discovery(fs.signer);
-		if (!fs.jwks || !fs.discovery)
-			goto out_cfg;
+	fs.config_path = config_abs;
+	n_roles = cfg->n_roles;
+	if (http_global_init()) {
+		signer_free(signer);
+		cfg_free(cfg);
+		goto out_http;
 	}
-	if (tree_init(&fs.tree, fs.cfg, fs.signer != NULL))
-		goto out_cfg;
-	fs.pad_to = calloc(fs.cfg->n_roles * ROLE_FILE_COUNT + 1,
+	fs.engine = engine_new(cfg, signer);
+	slots = calloc(n_roles + 1, sizeof(*slots));
+	if (!fs.engine || !slots) {
+		free(slots);
+		signer_free(signer);
+		cfg_free(cfg);
+		goto out_engine;
+	}
+	for (size_t i = 0; i < n_roles; i++)
+		slots[i] = i;
+	/* The view owns cfg, signer and slots from here on. */
+	view = view_new(cfg, signer, slots, n_roles);
+	if (!view)
+		goto out_engine;
+	atomic_init(&fs.view, view);
+	fs.pad_to = calloc(engine_slot_capacity(fs.engine) * ROLE_FILE_COUNT,
 			   sizeof(*fs.pad_to));
 	if (!fs.pad_to)
-		goto out_tree;
-	if (http_global_init())
-		goto out_tree;
-	fs.engine = engine_new(fs.cfg, fs.signer);
-	if (!fs.engine)
-		goto out_http;
+		goto out_engine;
 
 	/* ro: the kernel refuses writes itself; default_permissions: the
 	 * kernel enforces each role's uid, gid and mode.  They come after
@@ -218,22 +234,28 @@ static int run_mount(struct mount_opts *o)
 			log_debug("secrets: cannot lock the secure heap again after fork");
 	}
 	/* Threads start only now: fuse_daemonize() forks. */
-	iv = inval_start(se, &fs.tree);
+	iv = inval_start(se);
 	if (!iv || engine_set_listener(fs.engine, inval_role, iv))
 		goto out_unmount;
+	if (reload_start(&fs, se))
+		goto out_unmount;
 	log_info("mounted %s at %s: %zu role%s", config_abs, o->mountpoint,
-		 fs.cfg->n_roles, fs.cfg->n_roles == 1 ? "" : "s");
+		 n_roles, n_roles == 1 ? "" : "s");
 
 	loop = fuse_loop_cfg_create();
 	if (!loop)
 		goto out_unmount;
 	fuse_loop_cfg_set_max_threads(loop, CREDFS_MAX_THREADS);
 	fuse_loop_cfg_set_idle_threads(loop, 8);
-	rc = fuse_session_loop_mt(se, loop) ? EXIT_RUNTIME : 0;
+	rc = fuse_session_loop_mt(se, loop);
+	/* libfuse answers with the signal that ended the loop: SIGTERM,
+	 * SIGINT and SIGHUP are a clean stop. */
+	rc = rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP ? 0 : EXIT_RUNTIME;
 	fuse_loop_cfg_destroy(loop);
 	log_info("unmounting %s", o->mountpoint);
 
 out_unmount:
+	reload_stop();
 	if (iv) {
 		engine_clear_listener(fs.engine);
 		inval_stop(iv);
@@ -245,16 +267,11 @@ out_session:
 	fuse_session_destroy(se);
 out_engine:
 	engine_free(fs.engine);
+	free(fs.pad_to);
+	view_free(fs.view);
+	reload_free_retired(&fs, 1);
 out_http:
 	http_global_cleanup();
-out_tree:
-	free(fs.pad_to);
-	tree_destroy(&fs.tree);
-out_cfg:
-	free(fs.discovery);
-	free(fs.jwks);
-	signer_free(fs.signer);
-	cfg_free(fs.cfg);
 	fuse_opt_free_args(&args);
 	log_close();
 	return rc;

@@ -21,6 +21,7 @@
 #include "credfs.h"
 #include "log.h"
 #include "render.h"
+#include "view.h"
 
 /* Entries and attributes stay cached this long: changes are pushed. */
 #define TIMEOUT_STEADY 3600.0
@@ -40,8 +41,8 @@ static struct credfs *fs_of(fuse_req_t req)
 	return fuse_req_userdata(req);
 }
 
-static void node_attr(const struct credfs *fs, const struct node *n,
-		      fuse_ino_t ino, struct stat *st)
+static void node_attr(const struct credfs *fs, const struct view *v,
+		      const struct node *n, fuse_ino_t ino, struct stat *st)
 {
 	const struct cfg_role *role;
 
@@ -54,7 +55,7 @@ static void node_attr(const struct credfs *fs, const struct node *n,
 	switch (n->kind) {
 	case NODE_ROOT:
 		st->st_mode = S_IFDIR | 0555;
-		st->st_nlink = 2 + fs->cfg->n_roles + (fs->signer ? 1 : 0);
+		st->st_nlink = 2 + v->cfg->n_roles + (v->signer ? 1 : 0);
 		break;
 	case NODE_WELL_KNOWN:
 		st->st_mode = S_IFDIR | 0555;
@@ -62,14 +63,14 @@ static void node_attr(const struct credfs *fs, const struct node *n,
 		break;
 	case NODE_DISCOVERY:
 		st->st_mode = S_IFREG | 0444;
-		st->st_size = (off_t)strlen(fs->discovery);
+		st->st_size = (off_t)strlen(v->discovery);
 		break;
 	case NODE_JWKS:
 		st->st_mode = S_IFREG | 0444;
-		st->st_size = (off_t)strlen(fs->jwks);
+		st->st_size = (off_t)strlen(v->jwks);
 		break;
 	case NODE_ROLE_DIR:
-		role = &fs->cfg->roles[n->role];
+		role = &v->cfg->roles[n->role];
 		st->st_mode = S_IFDIR | (role->mode == 0440 ? 0550 : 0500);
 		st->st_nlink = 2;
 		st->st_uid = role->uid;
@@ -77,7 +78,7 @@ static void node_attr(const struct credfs *fs, const struct node *n,
 		break;
 	case NODE_ROLE_FILE:
 		/* The size is filled in by file_attr(). */
-		role = &fs->cfg->roles[n->role];
+		role = &v->cfg->roles[n->role];
 		st->st_mode = S_IFREG | role->mode;
 		st->st_uid = role->uid;
 		st->st_gid = role->gid;
@@ -90,7 +91,7 @@ static void node_attr(const struct credfs *fs, const struct node *n,
  * length) keep the size the kernel knows. */
 static size_t pad_size(struct credfs *fs, const struct node *n, size_t len)
 {
-	_Atomic uint32_t *slot = &fs->pad_to[n->role * ROLE_FILE_COUNT + n->file];
+	_Atomic uint32_t *slot = &fs->pad_to[n->slot * ROLE_FILE_COUNT + n->file];
 	uint32_t cur = atomic_load(slot), want;
 
 	if (len <= cur)
@@ -105,14 +106,14 @@ static size_t pad_size(struct credfs *fs, const struct node *n, size_t len)
  * it had before if it was padded, the fixed size of expiry, else a page. */
 static off_t unknown_size(struct credfs *fs, const struct node *n)
 {
-	uint32_t pad = atomic_load(&fs->pad_to[n->role * ROLE_FILE_COUNT + n->file]);
+	uint32_t pad = atomic_load(&fs->pad_to[n->slot * ROLE_FILE_COUNT + n->file]);
 
 	size_t token;
 
 	if (n->file == ROLE_EXPIRY)
 		return 21;
 	if (n->file == ROLE_TOKEN) {
-		token = engine_token_size(fs->engine, n->role);
+		token = engine_token_size(fs->engine, n->slot);
 		if (token)
 			return (off_t)token;
 	}
@@ -122,19 +123,20 @@ static off_t unknown_size(struct credfs *fs, const struct node *n)
 /* Produces the whole document behind n into b (initialised by the caller
  * with RENDER_MAX).  Returns 0 or a negative errno; -EAGAIN in
  * RENDER_PEEK mode when it would need STS or signing. */
-static int file_render(struct credfs *fs, const struct node *n,
-		       enum render_mode mode, struct buf *b)
+static int file_render(struct credfs *fs, const struct view *v,
+		       const struct node *n, enum render_mode mode,
+		       struct buf *b)
 {
 	int r;
 
 	switch (n->kind) {
 	case NODE_DISCOVERY:
-		return buf_append_str(b, fs->discovery);
+		return buf_append_str(b, v->discovery);
 	case NODE_JWKS:
-		return buf_append_str(b, fs->jwks);
+		return buf_append_str(b, v->jwks);
 	case NODE_ROLE_FILE:
-		r = render_role_file(fs->engine, &fs->cfg->roles[n->role],
-				     n->role, n->file, fs->mountpoint, mode, b);
+		r = render_role_file(fs->engine, &v->cfg->roles[n->role],
+				     n->slot, n->file, fs->mountpoint, mode, b);
 		if (r || !render_is_padded(n->file))
 			return r;
 		return render_pad(n->file, b, pad_size(fs, n, b->len));
@@ -148,19 +150,20 @@ static int file_render(struct credfs *fs, const struct node *n,
  * may be produced, waiting on STS; otherwise (ls, stat) only what is at
  * hand is used, and a file that has no document yet shows SIZE_UNKNOWN.
  * Returns 0 or an errno. */
-static int file_attr(struct credfs *fs, const struct node *n, fuse_ino_t ino,
-		     int reading, struct stat *st, double *timeout)
+static int file_attr(struct credfs *fs, const struct view *v,
+		     const struct node *n, fuse_ino_t ino, int reading,
+		     struct stat *st, double *timeout)
 {
 	const struct cfg_role *role;
 	struct stat ts;
 	struct buf b;
 	int r;
 
-	node_attr(fs, n, ino, st);
+	node_attr(fs, v, n, ino, st);
 	*timeout = TIMEOUT_STEADY;
 	if (n->kind != NODE_ROLE_FILE)
 		return 0;
-	role = &fs->cfg->roles[n->role];
+	role = &v->cfg->roles[n->role];
 	if (n->file == ROLE_TOKEN && role->token_source == CFG_TOKEN_FILE) {
 		/* Mirror the token file: its size and mtime tell the kernel
 		 * (auto_inval_data) when to drop its copy. */
@@ -178,7 +181,7 @@ static int file_attr(struct credfs *fs, const struct node *n, fuse_ino_t ino,
 		return 0;
 	}
 	buf_init(&b, RENDER_MAX);
-	r = file_render(fs, n, reading ? RENDER_WAIT : RENDER_PEEK, &b);
+	r = file_render(fs, v, n, reading ? RENDER_WAIT : RENDER_PEEK, &b);
 	if (r == -EAGAIN) {
 		/* No document yet: an upper bound.  The first read gets
 		 * the document in one piece and the kernel shrinks the size
@@ -196,15 +199,16 @@ static int file_attr(struct credfs *fs, const struct node *n, fuse_ino_t ino,
 static int do_lookup(struct credfs *fs, fuse_ino_t parent, const char *name,
 		     struct fuse_entry_param *e)
 {
+	struct view *v = fs->view;
 	struct node n;
-	int r = tree_lookup(&fs->tree, parent, name, &n);
+	int r = tree_lookup(&v->tree, parent, name, &n);
 
 	if (r)
 		return -r;
 	memset(e, 0, sizeof(*e));
 	e->ino = tree_ino(&n);
 	e->entry_timeout = TIMEOUT_STEADY;
-	return file_attr(fs, &n, e->ino, 0, &e->attr, &e->attr_timeout);
+	return file_attr(fs, v, &n, e->ino, 0, &e->attr, &e->attr_timeout);
 }
 
 static void credfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -222,13 +226,14 @@ static void credfs_getattr(fuse_req_t req, fuse_ino_t ino,
 			   struct fuse_file_info *fi)
 {
 	struct credfs *fs = fs_of(req);
+	struct view *v = fs->view;
 	struct stat st;
 	struct node n;
 	double timeout;
-	int err = -tree_node(&fs->tree, ino, &n);
+	int err = -tree_node(&v->tree, ino, &n);
 
 	if (!err)
-		err = file_attr(fs, &n, ino, fi != NULL, &st, &timeout);
+		err = file_attr(fs, v, &n, ino, fi != NULL, &st, &timeout);
 	if (err)
 		fuse_reply_err(req, err);
 	else
@@ -259,13 +264,14 @@ static void credfs_read(fuse_req_t req, fuse_ino_t ino, size_t size,
 			off_t off, struct fuse_file_info *fi)
 {
 	struct credfs *fs = fs_of(req);
+	struct view *v = fs->view;
 	struct node n;
 	struct buf b;
-	int err = -tree_node(&fs->tree, ino, &n);
+	int err = -tree_node(&v->tree, ino, &n);
 
 	buf_init(&b, RENDER_MAX);
 	if (!err)
-		err = -file_render(fs, &n, RENDER_WAIT, &b);
+		err = -file_render(fs, v, &n, RENDER_WAIT, &b);
 	if (err) {
 		fuse_reply_err(req, err);
 	} else if (off < 0 || (size_t)off >= b.len) {
@@ -288,8 +294,9 @@ static void credfs_opendir(fuse_req_t req, fuse_ino_t ino,
 			   struct fuse_file_info *fi)
 {
 	struct credfs *fs = fs_of(req);
+	struct view *v = fs->view;
 	struct node n;
-	int r = tree_node(&fs->tree, ino, &n);
+	int r = tree_node(&v->tree, ino, &n);
 
 	if (r)
 		fuse_reply_err(req, -r);
@@ -305,9 +312,9 @@ static void credfs_opendir(fuse_req_t req, fuse_ino_t ino,
 /* Fills buf with entries from offset off on: "." and ".." first, then the
  * directory's children.  An entry's offset is its index + 1.  Returns the
  * bytes used. */
-static size_t fill_dir(struct credfs *fs, fuse_req_t req, fuse_ino_t ino,
-		       const struct node *dir, char *buf, size_t size,
-		       off_t off)
+static size_t fill_dir(struct credfs *fs, const struct view *v,
+		       fuse_req_t req, fuse_ino_t ino, const struct node *dir,
+		       char *buf, size_t size, off_t off)
 {
 	size_t used = 0;
 
@@ -326,9 +333,9 @@ static size_t fill_dir(struct credfs *fs, fuse_req_t req, fuse_ino_t ino,
 			st.st_ino = FUSE_ROOT_ID;
 			st.st_mode = S_IFDIR;
 		} else {
-			if (tree_child(&fs->tree, dir, idx - 2, &name, &child))
+			if (tree_child(&v->tree, dir, idx - 2, &name, &child))
 				break;
-			node_attr(fs, &child, tree_ino(&child), &st);
+			node_attr(fs, v, &child, tree_ino(&child), &st);
 		}
 		len = fuse_add_direntry(req, buf + used, size - used, name,
 					&st, (off_t)idx + 1);
@@ -343,9 +350,10 @@ static void credfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 			   off_t off, struct fuse_file_info *fi)
 {
 	struct credfs *fs = fs_of(req);
+	struct view *v = fs->view;
 	struct node dir;
 	char *buf;
-	int r = tree_node(&fs->tree, ino, &dir);
+	int r = tree_node(&v->tree, ino, &dir);
 
 	if (r) {
 		fuse_reply_err(req, -r);
@@ -356,7 +364,7 @@ static void credfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	fuse_reply_buf(req, buf, fill_dir(fs, req, ino, &dir, buf, size, off));
+	fuse_reply_buf(req, buf, fill_dir(fs, v, req, ino, &dir, buf, size, off));
 	free(buf);
 }
 

@@ -38,46 +38,51 @@ static size_t name_hash(const char *s)
 	return (size_t)h;
 }
 
-int tree_init(struct tree *t, const struct cfg *cfg, int has_signer)
+int tree_init(struct tree *t, const struct cfg *cfg, int has_signer,
+	      const size_t *slot_of_role, const size_t *role_of_slot,
+	      size_t n_slots)
 {
 	size_t n = 16;
 
+	t->slot_of_role = slot_of_role;
+	t->role_of_slot = role_of_slot;
+	t->n_slots = n_slots;
 	while (n < cfg->n_roles * 2)
 		n *= 2;
 	t->cfg = cfg;
 	t->has_signer = has_signer;
-	t->n_slots = n;
-	t->slots = calloc(n, sizeof(*t->slots));
-	if (!t->slots)
+	t->n_hash = n;
+	t->hash = calloc(n, sizeof(*t->hash));
+	if (!t->hash)
 		return -ENOMEM;
 	for (size_t i = 0; i < cfg->n_roles; i++) {
 		size_t s = name_hash(cfg->roles[i].name) & (n - 1);
 
-		while (t->slots[s])
+		while (t->hash[s])
 			s = (s + 1) & (n - 1);
-		t->slots[s] = i + 1;
+		t->hash[s] = i + 1;
 	}
 	return 0;
 }
 
 void tree_destroy(struct tree *t)
 {
-	free(t->slots);
-	t->slots = NULL;
+	free(t->hash);
+	t->hash = NULL;
 }
 
 static int find_role(const struct tree *t, const char *name, size_t *role)
 {
-	size_t s = name_hash(name) & (t->n_slots - 1);
+	size_t s = name_hash(name) & (t->n_hash - 1);
 
-	while (t->slots[s]) {
-		size_t i = t->slots[s] - 1;
+	while (t->hash[s]) {
+		size_t i = t->hash[s] - 1;
 
 		if (strcmp(t->cfg->roles[i].name, name) == 0) {
 			*role = i;
 			return 0;
 		}
-		s = (s + 1) & (t->n_slots - 1);
+		s = (s + 1) & (t->n_hash - 1);
 	}
 	return -ENOENT;
 }
@@ -100,9 +105,9 @@ fuse_ino_t tree_ino(const struct node *n)
 	case NODE_JWKS:
 		return INO_JWKS;
 	case NODE_ROLE_DIR:
-		return (fuse_ino_t)INO_ROLE_STRIDE * (n->role + 1);
+		return (fuse_ino_t)INO_ROLE_STRIDE * (n->slot + 1);
 	case NODE_ROLE_FILE:
-		return (fuse_ino_t)INO_ROLE_STRIDE * (n->role + 1) + 1 + n->file;
+		return (fuse_ino_t)INO_ROLE_STRIDE * (n->slot + 1) + 1 + n->file;
 	}
 	return 0;
 }
@@ -125,9 +130,10 @@ int tree_node(const struct tree *t, fuse_ino_t ino, struct node *out)
 	}
 	if (ino < INO_ROLE_STRIDE)
 		return -ENOENT;
-	out->role = ino / INO_ROLE_STRIDE - 1;
-	if (out->role >= t->cfg->n_roles)
+	out->slot = ino / INO_ROLE_STRIDE - 1;
+	if (out->slot >= t->n_slots || t->role_of_slot[out->slot] == SIZE_MAX)
 		return -ENOENT;
+	out->role = t->role_of_slot[out->slot];
 	if (ino % INO_ROLE_STRIDE == 0) {
 		out->kind = NODE_ROLE_DIR;
 		return 0;
@@ -159,7 +165,10 @@ int tree_lookup(const struct tree *t, fuse_ino_t parent, const char *name,
 			return 0;
 		}
 		out->kind = NODE_ROLE_DIR;
-		return find_role(t, name, &out->role);
+		r = find_role(t, name, &out->role);
+		if (!r)
+			out->slot = t->slot_of_role[out->role];
+		return r;
 	case NODE_WELL_KNOWN:
 		if (strcmp(name, "openid-configuration") != 0)
 			return -ENOENT;
@@ -171,6 +180,7 @@ int tree_lookup(const struct tree *t, fuse_ino_t parent, const char *name,
 			    tree_role_has_file(t, dir.role, (enum role_file)f)) {
 				out->kind = NODE_ROLE_FILE;
 				out->role = dir.role;
+				out->slot = dir.slot;
 				out->file = (enum role_file)f;
 				return 0;
 			}
@@ -205,6 +215,7 @@ int tree_child(const struct tree *t, const struct node *dir, size_t idx,
 		*name = t->cfg->roles[idx].name;
 		out->kind = NODE_ROLE_DIR;
 		out->role = idx;
+		out->slot = t->slot_of_role[idx];
 		return 0;
 	case NODE_WELL_KNOWN:
 		if (idx != 0)
@@ -220,6 +231,7 @@ int tree_child(const struct tree *t, const struct node *dir, size_t idx,
 				*name = role_file_names[f];
 				out->kind = NODE_ROLE_FILE;
 				out->role = dir->role;
+				out->slot = dir->slot;
 				out->file = (enum role_file)f;
 				return 0;
 			}

@@ -1,15 +1,16 @@
 /*
  * The shape of the mounted tree and its inode numbers.  The tree is fixed
- * by the configuration, so inode numbers are computed, not allocated: the
- * same role at the same position always has the same numbers, which keeps
- * a bind-mounted single file pointing at fresh content.
+ * by the configuration, so inode numbers are computed, not allocated, from
+ * the role's engine slot, which a role keeps across reloads: the same role
+ * always has the same numbers, which keeps a bind-mounted single file
+ * pointing at fresh content, and a removed role's numbers are never reused.
  *
  *   1                    /
  *   2                    /.well-known
  *   3                    /.well-known/openid-configuration
  *   4                    /keys.json
- *   16 * (i + 1)         /NAME            role i
- *   16 * (i + 1) + 1 + k /NAME/FILE       file k of enum role_file
+ *   16 * (s + 1)         /NAME            the role in slot s
+ *   16 * (s + 1) + 1 + k /NAME/FILE       file k of enum role_file
  */
 #ifndef CREDFS_TREE_H
 #define CREDFS_TREE_H
@@ -42,18 +43,25 @@ enum role_file {
 
 struct node {
 	enum node_kind kind;
-	size_t role;			/* NODE_ROLE_DIR, NODE_ROLE_FILE */
+	size_t role;			/* NODE_ROLE_DIR, NODE_ROLE_FILE: index in cfg */
 	enum role_file file;		/* NODE_ROLE_FILE */
+	size_t slot;			/* NODE_ROLE_DIR, NODE_ROLE_FILE: engine slot */
 };
 
 struct tree {
 	const struct cfg *cfg;
 	int has_signer;
-	size_t *slots;			/* open-addressing name index: role + 1, 0 empty */
+	const size_t *slot_of_role;	/* cfg->n_roles entries */
+	const size_t *role_of_slot;	/* n_slots entries, SIZE_MAX: none */
 	size_t n_slots;
+	size_t *hash;			/* open-addressing name index: role + 1, 0 empty */
+	size_t n_hash;
 };
 
-int tree_init(struct tree *t, const struct cfg *cfg, int has_signer);
+/* The maps are the caller's and must outlive the tree. */
+int tree_init(struct tree *t, const struct cfg *cfg, int has_signer,
+	      const size_t *slot_of_role, const size_t *role_of_slot,
+	      size_t n_slots);
 void tree_destroy(struct tree *t);
 
 /* The node behind ino, or -ENOENT. */
