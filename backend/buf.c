@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <openssl/crypto.h>
 
@@ -141,7 +142,11 @@ int secret_heap_relock(void)
 		hi = lo;
 		while (CRYPTO_secure_allocated(hi))
 			hi += page;
-		r = mlock(lo, (size_t)(hi - lo)) ? -1 : 0;
+		/* As OpenSSL locks it: mlock2(MLOCK_ONFAULT), else mlock. */
+		r = (int)syscall(SYS_mlock2, lo, (size_t)(hi - lo), MLOCK_ONFAULT);
+		if (r && errno == ENOSYS)
+			r = mlock(lo, (size_t)(hi - lo));
+		r = r ? -1 : 0;
 	}
 	secret_free_n(probe, 1);
 	return r;

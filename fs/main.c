@@ -248,9 +248,9 @@ static int run_mount(struct mount_opts *o)
 	fuse_loop_cfg_set_max_threads(loop, CREDFS_MAX_THREADS);
 	fuse_loop_cfg_set_idle_threads(loop, 8);
 	rc = fuse_session_loop_mt(se, loop);
-	/* libfuse answers with the signal that ended the loop: SIGTERM,
-	 * SIGINT and SIGHUP are a clean stop. */
-	rc = rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP ? 0 : EXIT_RUNTIME;
+	/* libfuse answers with the signal that ended the loop: SIGTERM and
+	 * SIGINT are a clean stop. */
+	rc = rc == 0 || rc == SIGTERM || rc == SIGINT ? 0 : EXIT_RUNTIME;
 	fuse_loop_cfg_destroy(loop);
 	log_info("unmounting %s", o->mountpoint);
 

@@ -4,6 +4,7 @@
  * private key, mode 0600) and as one of previous_keys (private or public)
  * next to a valid key; whatever loads is published as a JWKS.  The file is
  * a memfd reached through /proc/self/fd, so nothing touches the disk.
+ * Input without a PEM header is DER, wrapped in a PRIVATE KEY block.
  */
 #include <fcntl.h>
 #include <stddef.h>
@@ -14,6 +15,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "config.h"
 #include "signer.h"
@@ -93,12 +96,39 @@ static void try_load(const char *key, const char *previous)
 	cfg_free(cfg);
 }
 
+/* Input without a PEM header is taken as DER and wrapped in one, so that
+ * mutations reach the ASN.1 decoders instead of breaking the base64. */
+static void write_input(const uint8_t *data, size_t size)
+{
+	static const char head[] = "-----BEGIN PRIVATE KEY-----\n";
+	static const char tail[] = "\n-----END PRIVATE KEY-----\n";
+	unsigned char *b64;
+	int n;
+
+	if (ftruncate(input_fd, 0))
+		abort();
+	if (memmem(data, size, "-----BEGIN", 10) || size > 3000) {
+		if (pwrite(input_fd, data, size, 0) != (ssize_t)size)
+			abort();
+		return;
+	}
+	b64 = malloc(4 * (size / 3 + 1) + 1);
+	if (!b64)
+		abort();
+	n = EVP_EncodeBlock(b64, data, (int)size);
+	if (pwrite(input_fd, head, sizeof(head) - 1, 0) != (ssize_t)sizeof(head) - 1 ||
+	    pwrite(input_fd, b64, (size_t)n, sizeof(head) - 1) != n ||
+	    pwrite(input_fd, tail, sizeof(tail) - 1, (off_t)(sizeof(head) - 1 + (size_t)n)) !=
+		    (ssize_t)sizeof(tail) - 1)
+		abort();
+	free(b64);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char input[64];
 
-	if (ftruncate(input_fd, 0) || pwrite(input_fd, data, size, 0) != (ssize_t)size)
-		abort();
+	write_input(data, size);
 	snprintf(input, sizeof(input), "/proc/self/fd/%d", input_fd);
 	try_load(input, NULL);
 	try_load(good_key, input);

@@ -99,4 +99,47 @@ class TestAccess(CredfsTestCase):
         self.assertIn(os.strerror(errno.EACCES), err)
         self.assert_denied(OWNER, GROUP, m.path("shared", "credentials"))
         # The mounting user (root here) still reads.
-        self.assertIn("aws_session_token", m.read("shared", "credentials"))
+        self.assertTrue("aws_session_token" in m.read("shared", "credentials"), "no credentials")
+
+
+class TestReadOnly(CredfsTestCase):
+    def test_every_write_like_operation_fails(self):
+        m = self.mount()
+        creds = m.path("app", "credentials")
+        before = m.read("app", "credentials")
+        calls = self.proxy.count()
+        cases = {
+            "open for append": lambda: open(creds, "a"),
+            "open read-write": lambda: open(creds, "r+"),
+            "create in role dir": lambda: os.open(m.path("app", "new"),
+                                                  os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600),
+            "create in root": lambda: open(m.path("new"), "w"),
+            "truncate": lambda: os.truncate(creds, 0),
+            "setxattr": lambda: os.setxattr(creds, "user.note", b"x"),
+            "removexattr": lambda: os.removexattr(creds, "user.note"),
+            "hard link": lambda: os.link(creds, m.path("app", "copy")),
+            "hard link to root": lambda: os.link(creds, m.path("copy")),
+            "mknod fifo": lambda: os.mknod(m.path("app", "fifo"), stat.S_IFIFO | 0o600),
+            "mkfifo in root": lambda: os.mkfifo(m.path("fifo")),
+            "utime to a date": lambda: os.utime(creds, (0, 0)),
+            "utime to now": lambda: os.utime(creds, None),
+            "chmod": lambda: os.chmod(creds, 0o644),
+            "chown": lambda: os.chown(creds, 1, 1),
+            "rename": lambda: os.rename(creds, m.path("app", "c2")),
+            "rename directory": lambda: os.rename(m.path("app"), m.path("app2")),
+            "unlink": lambda: os.unlink(creds),
+            "unlink keys.json": lambda: os.unlink(m.path("keys.json")),
+            "rmdir": lambda: os.rmdir(m.path(".well-known")),
+            "mkdir": lambda: os.mkdir(m.path("app", "d")),
+            "symlink": lambda: os.symlink("credentials", m.path("app", "link")),
+        }
+        for name, op in cases.items():
+            with self.assertRaises(OSError, msg=name) as cm:
+                op()
+            self.assertIn(cm.exception.errno, (errno.EROFS, errno.EACCES, errno.EPERM,
+                                               errno.ENOTSUP), name)
+        self.assertEqual(sorted(os.listdir(m.path("app"))), ROLE_FILES)
+        self.assertEqual(sorted(os.listdir(m.mnt)), [".well-known", "app", "keys.json"])
+        self.assertEqual(stat.S_IMODE(os.stat(creds).st_mode), 0o400)
+        self.assertTrue(m.read("app", "credentials") == before, "credentials changed")
+        self.assertEqual(self.proxy.count(), calls)
