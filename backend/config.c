@@ -22,6 +22,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -195,6 +196,8 @@ struct parser {
 	struct section signer;
 	struct section **roles;
 	size_t n_roles;
+	size_t *role_hash;		/* name index: role + 1, 0 empty */
+	size_t n_role_hash;		/* a power of two, > 2 * n_roles */
 	struct section *cur;		/* NULL before the first header */
 
 	/* The STS endpoint named by the environment, looked up once, when
@@ -976,12 +979,58 @@ static int find_key(const char *name)
 	return -1;
 }
 
+/* FNV-1a over a role name. */
+static size_t name_hash(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	while (*s) {
+		h ^= (unsigned char)*s++;
+		h *= 1099511628211ULL;
+	}
+	return (size_t)h;
+}
+
+static int find_role_index(const struct parser *p, const char *name);
+
+/* Indexes the last role added, growing the index as it fills, so that
+ * duplicate detection and source_role lookups stay linear in the number
+ * of roles.  0, or -1 out of memory. */
+static int role_hash_add(struct parser *p)
+{
+	size_t mask, h;
+
+	if (p->n_roles * 2 >= p->n_role_hash) {
+		size_t n = p->n_role_hash ? p->n_role_hash * 2 : 64;
+		size_t *t = calloc(n, sizeof(*t));
+
+		if (!t)
+			return -1;
+		free(p->role_hash);
+		p->role_hash = t;
+		p->n_role_hash = n;
+		for (size_t i = 0; i + 1 < p->n_roles; i++) {
+			for (h = name_hash(p->roles[i]->name) & (n - 1); t[h];
+			     h = (h + 1) & (n - 1))
+				;
+			t[h] = i + 1;
+		}
+	}
+	mask = p->n_role_hash - 1;
+	for (h = name_hash(p->roles[p->n_roles - 1]->name) & mask;
+	     p->role_hash[h]; h = (h + 1) & mask)
+		;
+	p->role_hash[h] = p->n_roles;
+	return 0;
+}
+
 /* Starts the section named in a header (text between the brackets, len
  * bytes).  Records an error for unknown, malformed or repeated ones. */
 static int begin_section(struct parser *p, const char *name, size_t len)
 {
 	struct section *s, **grown;
 	char rname[CFG_ROLE_NAME_MAX + 1];
+	int dup;
 
 	while (len && isspace((unsigned char)*name)) {
 		name++;
@@ -1026,11 +1075,11 @@ static int begin_section(struct parser *p, const char *name, size_t len)
 		return fail(p, p->lineno,
 			    "role name \"%s\" may only contain A-Z a-z 0-9 _ -",
 			    rname);
-	for (size_t i = 0; i < p->n_roles; i++)
-		if (!strcmp(p->roles[i]->name, rname))
-			return fail(p, p->lineno,
-				    "duplicate section [role %s] (first on line %d)",
-				    rname, p->roles[i]->line);
+	dup = find_role_index(p, rname);
+	if (dup >= 0)
+		return fail(p, p->lineno,
+			    "duplicate section [role %s] (first on line %d)",
+			    rname, p->roles[dup]->line);
 
 	s = calloc(1, sizeof(*s));
 	grown = s ? realloc(p->roles, (p->n_roles + 1) * sizeof(*grown)) :
@@ -1045,7 +1094,7 @@ static int begin_section(struct parser *p, const char *name, size_t len)
 	s->line = p->lineno;
 	memcpy(s->name, rname, len + 1);
 	p->cur = s;
-	return 0;
+	return role_hash_add(p) ? fail_oom(p) : 0;
 }
 
 /* Looks at one complete raw line before inih parses it: a section header
@@ -1242,9 +1291,13 @@ static int blame_line(const struct parser *p, const struct section *r,
 
 static int find_role_index(const struct parser *p, const char *name)
 {
-	for (size_t i = 0; i < p->n_roles; i++)
-		if (!strcmp(p->roles[i]->name, name))
-			return (int)i;
+	size_t mask = p->n_role_hash - 1, h;
+
+	if (!p->n_role_hash)
+		return -1;
+	for (h = name_hash(name) & mask; p->role_hash[h]; h = (h + 1) & mask)
+		if (!strcmp(p->roles[p->role_hash[h] - 1]->name, name))
+			return (int)(p->role_hash[h] - 1);
 	return -1;
 }
 
@@ -1589,6 +1642,7 @@ static void parser_free(struct parser *p)
 		free(p->roles[i]);
 	}
 	free(p->roles);
+	free(p->role_hash);
 	free(p->base_dir);
 	free(p->env_endpoint);
 	buf_free(&p->line);

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,6 +191,8 @@ static int run_mount(struct mount_opts *o)
 	view = view_new(cfg, signer, slots, n_roles);
 	if (!view)
 		goto out_engine;
+	/* Parsing a large file leaves freed memory behind: give it back. */
+	malloc_trim(0);
 	atomic_init(&fs.view, view);
 	fs.pad_to = calloc(engine_slot_capacity(fs.engine) * ROLE_FILE_COUNT,
 			   sizeof(*fs.pad_to));

@@ -70,12 +70,12 @@ static void inval_inode(struct fuse_session *se, fuse_ino_t ino)
 static void push_tree_changes(struct fuse_session *se, const struct view *old,
 			      const struct view *cur)
 {
-	struct node n = {0};
+	struct node n = {0}, found;
 
 	for (size_t i = 0; i < old->cfg->n_roles; i++) {
 		const char *name = old->cfg->roles[i].name;
 
-		if (!cfg_find_role(cur->cfg, name))
+		if (tree_lookup(&cur->tree, FUSE_ROOT_ID, name, &found))
 			inval_entry(se, FUSE_ROOT_ID, name);
 	}
 	inval_inode(se, FUSE_ROOT_ID);

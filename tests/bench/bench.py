@@ -66,6 +66,7 @@ class Bench:
         self.proxy.server.RequestHandlerClass.disable_nagle_algorithm = True
         self.proxy.start()
         self._plain_rewrite = self.proxy._rewrite_expiration
+        self.exchanges = []
 
     # -- plumbing ---------------------------------------------------------
 
@@ -82,15 +83,24 @@ class Bench:
 
     def sts_delay(self, seconds):
         """Makes every successful exchange answer `seconds` late (0: at once),
-        so a reader that waited for STS would show it."""
+        so a reader that waited for STS would show it.  Each delayed
+        exchange's (arrival, answer) on time.monotonic() goes to
+        self.exchanges."""
         plain = self._plain_rewrite
+        self.exchanges = []
         if not seconds:
             self.proxy._rewrite_expiration = plain
             return
 
         def late(data):
+            upstream_done = time.monotonic()
             time.sleep(seconds)
-            return plain(data)
+            out = plain(data)
+            with self.proxy.lock:
+                arrival = max((t for t, _, _ in self.proxy.times if t <= upstream_done),
+                              default=upstream_done)
+            self.exchanges.append((arrival, time.monotonic()))
+            return out
 
         self.proxy._rewrite_expiration = late
 
@@ -151,12 +161,26 @@ class Bench:
         return out
 
     def latency(self, seconds, threads, paths):
-        out = self.run_readloop("-d", seconds, "-t", threads, "-s", 50, *paths)
-        found = {}
+        """readloop's latency mode: per path a dict of its figures, with
+        "slow_reads": [(start, seconds)] on time.monotonic()."""
+        out = self.run_readloop("-d", seconds, "-t", threads, "-s", 50, "-v", *paths)
+        found = {p: {"slow_reads": []} for p in paths}
         for line in out.splitlines():
+            if line.startswith("slow "):
+                _, path, start, dur = line.split()
+                found[path]["slow_reads"].append((int(start) / 1e9, int(dur) / 1e9))
+                continue
             path, *fields = line.split()
-            found[path] = {k: int(v) for k, v in (f.split("=") for f in fields)}
+            found[path].update({k: int(v) for k, v in (f.split("=") for f in fields)})
         return [found[p] for p in paths]
+
+    def waited_for_sts(self, slow_reads, slack=0.05):
+        """The slow reads that look like waiting for an exchange: started
+        no earlier than `slack` before it arrived at STS, and ended when it
+        was answered (within `slack` after)."""
+        return [(s, d) for s, d in slow_reads
+                if any(a - slack <= s <= b and b <= s + d <= b + slack
+                       for a, b in self.exchanges)]
 
     def close(self):
         for m in reversed(self.mounts):
@@ -237,6 +261,13 @@ class Bench:
                            c["p99_ns"] / 1e3, c["p999_ns"] / 1e3, c["max_ns"] / 1e6,
                            c["slow"], t["p99_ns"] / 1e3, t["p999_ns"] / 1e3,
                            t["max_ns"] / 1e6, t["slow"]), ok)
+            waited = self.waited_for_sts(c["slow_reads"])
+            self.report("2 reads that waited for STS (started during one of the %d delayed "
+                        "exchanges and ended when it was answered): %d of %d slow reads "
+                        "(tmpfs alongside, same test: %d of %d) (target 0)"
+                        % (len(self.exchanges), len(waited), len(c["slow_reads"]),
+                           len(self.waited_for_sts(t["slow_reads"])), len(t["slow_reads"])),
+                        not waited and len(self.exchanges) >= 3)
             idle_calls = self.proxy.count(role_arn=arn("idle"))
             state = m.status("idle")["state"]
             self.report("2 idle role: %d STS call(s) in %d s, read once, credentials living %d s "
@@ -406,8 +437,9 @@ class Bench:
                     calls[(c, v)] += self.proxy.count(role_arn=arn(role)) - n0
                     shutil.rmtree(env["HOME"], ignore_errors=True)
                     if r.returncode != 0 or "/%s-role/" % role not in r.stdout:
-                        raise RuntimeError("%s (%s) failed (exit %d): %s"
-                                           % (c, v, r.returncode, r.stderr.strip()[-300:]))
+                        raise RuntimeError("%s (%s), start %d, failed (exit %d): %s"
+                                           % (c, v, i + 1, r.returncode,
+                                              r.stderr.strip()[-300:]))
         for c, _, vs in clis:
             b_med = statistics.median(times[(c, "b")]) if "b" in vs else None
             for v in vs:
@@ -477,6 +509,21 @@ class Mount:
             subprocess.run(["fusermount3", "-uz", self.mnt], capture_output=True)
         self.log.close()
         self.proc = None
+
+    def describe(self, out):
+        """Whether the daemon lives and is mounted, and its log's tail
+        (credfs never logs a secret)."""
+        alive = self.proc is not None and self.proc.poll() is None
+        print("bench: %s: daemon %s, %s; its log ends:"
+              % (self.mnt, "running" if alive else "exited (%s)" % (
+                  self.proc.returncode if self.proc else "-"),
+                 "mounted" if is_mounted(self.mnt) else "NOT mounted"), file=out)
+        try:
+            with open(self.mnt + ".log", errors="replace") as f:
+                for line in f.readlines()[-20:]:
+                    print("  " + line.rstrip(), file=out)
+        except OSError:
+            pass
 
     def path(self, *parts):
         return os.path.join(self.mnt, *parts)
@@ -550,6 +597,8 @@ def main():
         return 2
     except Exception as e:      # noqa: BLE001 - report, clean up, fail
         print("bench: %s: %s" % (type(e).__name__, e), file=sys.stderr)
+        for m in bench.mounts if bench else []:
+            m.describe(sys.stderr)
         return 2
     finally:
         if bench:

@@ -8,7 +8,7 @@
  *   median.  Prints one line per path: "PATH MEDIAN_NS" (nanoseconds per
  *   read, median over the rounds).
  *
- * usage: readloop -d SECONDS [-t THREADS] [-s SLOW_MS] PATH [PATH...]
+ * usage: readloop -d SECONDS [-t THREADS] [-s SLOW_MS] [-v] PATH [PATH...]
  *   Latency mode.  THREADS threads read for SECONDS seconds; each thread
  *   reads the paths in turn, over and over, and times every read alone.
  *   Prints one line per path:
@@ -18,7 +18,10 @@
  *   distinct contents seen (a renewal makes a new one); slow the reads that
  *   took longer than SLOW_MS milliseconds (default 50).  Percentiles have
  *   a resolution of 1 us below 4 ms, 64 us below 266 ms and 4 ms above
- *   (they are bucket floors); max is exact.
+ *   (they are bucket floors); max is exact.  With -v, then one line per
+ *   slow read (the first MAX_SLOW_LOG of each thread):
+ *     slow PATH START_NS DURATION_NS
+ *   START_NS on CLOCK_MONOTONIC, as Python's time.monotonic() reads it.
  *
  * Exit status: 0, 1 when a path cannot be read at the start, 2 on usage.
  */
@@ -35,6 +38,7 @@
 #define MAX_PATHS 8
 #define MAX_THREADS 256
 #define MAX_VERSIONS 4096
+#define MAX_SLOW_LOG 256
 
 /* Latency histogram: 1 us buckets up to 4 ms, 64 us buckets up to about
  * 266 ms, 4 ms buckets up to about 16.6 s, then one overflow bucket. */
@@ -145,6 +149,8 @@ struct tally {
 	uint64_t hist[N_BUCKETS];
 	uint64_t reads, errors, slow;
 	int64_t max_ns;
+	int64_t slow_start[MAX_SLOW_LOG], slow_dur[MAX_SLOW_LOG];
+	int n_slow_log;
 };
 
 struct worker {
@@ -224,8 +230,13 @@ static void *worker_main(void *arg)
 			t->hist[bucket_of(dt)]++;
 			if (dt > t->max_ns)
 				t->max_ns = dt;
-			if (dt > sh->slow_ns)
+			if (dt > sh->slow_ns) {
+				if (t->n_slow_log < MAX_SLOW_LOG) {
+					t->slow_start[t->n_slow_log] = t0;
+					t->slow_dur[t->n_slow_log++] = dt;
+				}
 				t->slow++;
+			}
 			if (n <= 0) {
 				t->errors++;
 				continue;
@@ -256,7 +267,7 @@ static int64_t percentile_ns(const uint64_t *hist, uint64_t total, double q)
 }
 
 static int latency_mode(double seconds, int threads, double slow_ms,
-			int npaths, char **paths)
+			int verbose, int npaths, char **paths)
 {
 	struct shared *sh = calloc(1, sizeof(*sh));
 	struct worker *w = calloc((size_t)threads, sizeof(*w));
@@ -300,6 +311,10 @@ static int latency_mode(double seconds, int threads, double slow_ms,
 			sum[p].slow += t->slow;
 			if (t->max_ns > sum[p].max_ns)
 				sum[p].max_ns = t->max_ns;
+			for (int k = 0; verbose && k < t->n_slow_log; k++)
+				printf("slow %s %lld %lld\n", paths[p],
+				       (long long)t->slow_start[k],
+				       (long long)t->slow_dur[k]);
 		}
 		free(w[i].tallies);
 	}
@@ -330,16 +345,16 @@ static int usage(void)
 {
 	fprintf(stderr,
 		"usage: readloop [-r ROUNDS] [-n READS] PATH...\n"
-		"       readloop -d SECONDS [-t THREADS] [-s SLOW_MS] PATH...\n");
+		"       readloop -d SECONDS [-t THREADS] [-s SLOW_MS] [-v] PATH...\n");
 	return 2;
 }
 
 int main(int argc, char **argv)
 {
-	int rounds = 21, n = 2000, threads = 1, opt, npaths;
+	int rounds = 21, n = 2000, threads = 1, verbose = 0, opt, npaths;
 	double seconds = 0, slow_ms = 50;
 
-	while ((opt = getopt(argc, argv, "r:n:d:t:s:")) != -1) {
+	while ((opt = getopt(argc, argv, "r:n:d:t:s:v")) != -1) {
 		switch (opt) {
 		case 'r':
 			rounds = atoi(optarg);
@@ -356,6 +371,9 @@ int main(int argc, char **argv)
 		case 's':
 			slow_ms = atof(optarg);
 			break;
+		case 'v':
+			verbose = 1;
+			break;
 		default:
 			return usage();
 		}
@@ -365,6 +383,7 @@ int main(int argc, char **argv)
 	    threads < 1 || threads > MAX_THREADS || seconds < 0 || slow_ms <= 0)
 		return usage();
 	if (seconds > 0)
-		return latency_mode(seconds, threads, slow_ms, npaths, argv + optind);
+		return latency_mode(seconds, threads, slow_ms, verbose, npaths,
+				    argv + optind);
 	return cost_mode(rounds, n, npaths, argv + optind);
 }
