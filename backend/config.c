@@ -979,8 +979,7 @@ static int find_key(const char *name)
 	return -1;
 }
 
-/* FNV-1a over a role name. */
-static size_t name_hash(const char *s)
+size_t cfg_name_hash(const char *s)
 {
 	uint64_t h = 1469598103934665603ULL;
 
@@ -1010,14 +1009,14 @@ static int role_hash_add(struct parser *p)
 		p->role_hash = t;
 		p->n_role_hash = n;
 		for (size_t i = 0; i + 1 < p->n_roles; i++) {
-			for (h = name_hash(p->roles[i]->name) & (n - 1); t[h];
+			for (h = cfg_name_hash(p->roles[i]->name) & (n - 1); t[h];
 			     h = (h + 1) & (n - 1))
 				;
 			t[h] = i + 1;
 		}
 	}
 	mask = p->n_role_hash - 1;
-	for (h = name_hash(p->roles[p->n_roles - 1]->name) & mask;
+	for (h = cfg_name_hash(p->roles[p->n_roles - 1]->name) & mask;
 	     p->role_hash[h]; h = (h + 1) & mask)
 		;
 	p->role_hash[h] = p->n_roles;
@@ -1295,7 +1294,7 @@ static int find_role_index(const struct parser *p, const char *name)
 
 	if (!p->n_role_hash)
 		return -1;
-	for (h = name_hash(name) & mask; p->role_hash[h]; h = (h + 1) & mask)
+	for (h = cfg_name_hash(name) & mask; p->role_hash[h]; h = (h + 1) & mask)
 		if (!strcmp(p->roles[p->role_hash[h] - 1]->name, name))
 			return (int)(p->role_hash[h] - 1);
 	return -1;

@@ -124,6 +124,9 @@ void cfg_free(struct cfg *cfg);
  * role's source is compared by name only. */
 int cfg_role_equal(const struct cfg_role *a, const struct cfg_role *b);
 
+/* The hash credfs indexes role names with (FNV-1a). */
+size_t cfg_name_hash(const char *name);
+
 /* The role called name, or NULL. */
 const struct cfg_role *cfg_find_role(const struct cfg *cfg, const char *name);
 

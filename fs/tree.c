@@ -26,18 +26,6 @@ const char *tree_role_file_name(enum role_file f)
 	return role_file_names[f];
 }
 
-/* FNV-1a: role names are short and come from our own config. */
-static size_t name_hash(const char *s)
-{
-	uint64_t h = 1469598103934665603ULL;
-
-	while (*s) {
-		h ^= (unsigned char)*s++;
-		h *= 1099511628211ULL;
-	}
-	return (size_t)h;
-}
-
 int tree_init(struct tree *t, const struct cfg *cfg, int has_signer,
 	      const size_t *slot_of_role, const size_t *role_of_slot,
 	      size_t n_slots)
@@ -56,7 +44,7 @@ int tree_init(struct tree *t, const struct cfg *cfg, int has_signer,
 	if (!t->hash)
 		return -ENOMEM;
 	for (size_t i = 0; i < cfg->n_roles; i++) {
-		size_t s = name_hash(cfg->roles[i].name) & (n - 1);
+		size_t s = cfg_name_hash(cfg->roles[i].name) & (n - 1);
 
 		while (t->hash[s])
 			s = (s + 1) & (n - 1);
@@ -73,7 +61,7 @@ void tree_destroy(struct tree *t)
 
 static int find_role(const struct tree *t, const char *name, size_t *role)
 {
-	size_t s = name_hash(name) & (t->n_hash - 1);
+	size_t s = cfg_name_hash(name) & (t->n_hash - 1);
 
 	while (t->hash[s]) {
 		size_t i = t->hash[s] - 1;
