@@ -27,6 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 
+import harness  # noqa: E402
 from harness import Moto, is_mounted  # noqa: E402
 from sts_proxy import StsProxy  # noqa: E402
 
@@ -468,19 +469,17 @@ def cli_version(exe):
     return words[0] if words else "unknown"
 
 
-class Mount:
-    """credfs -f CONFIG MNT, timed from exec to /proc/self/mountinfo;
-    stop() always unmounts (fusermount3 -u, -uz, then kill)."""
+class Mount(harness.Mount):
+    """The tests' mount (stop() always unmounts: fusermount3 -u, -uz, then
+    kill), timed from exec to /proc/self/mountinfo."""
 
     def __init__(self, credfs, config, mnt):
+        super().__init__(config, mnt)
         self.args = [credfs, "-f", config, mnt]
-        self.mnt = mnt
-        self.proc = None
-        self.log = None
 
     def start(self, note_pid, timeout=20):
         os.makedirs(self.mnt, exist_ok=True)
-        self.log = open(self.mnt + ".log", "ab")
+        self.log = open(self.log_path, "ab")
         t0 = time.perf_counter()
         self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT)
         note_pid(self.proc.pid)
@@ -488,27 +487,11 @@ class Mount:
             if is_mounted(self.mnt):
                 return time.perf_counter() - t0
             if self.proc.poll() is not None:
-                raise RuntimeError("credfs exited (%d) before mounting; see %s.log"
-                                   % (self.proc.returncode, self.mnt))
+                raise RuntimeError("credfs exited (%d) before mounting; see %s"
+                                   % (self.proc.returncode, self.log_path))
             time.sleep(0.0005)
         self.stop()
         raise RuntimeError("credfs did not mount within %d s" % timeout)
-
-    def stop(self):
-        if self.proc is None:
-            return
-        if is_mounted(self.mnt):
-            if subprocess.run(["fusermount3", "-u", self.mnt], capture_output=True).returncode:
-                subprocess.run(["fusermount3", "-uz", self.mnt], capture_output=True)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        if is_mounted(self.mnt):
-            subprocess.run(["fusermount3", "-uz", self.mnt], capture_output=True)
-        self.log.close()
-        self.proc = None
 
     def describe(self, out):
         """Whether the daemon lives and is mounted, and its log's tail
@@ -519,14 +502,12 @@ class Mount:
                   self.proc.returncode if self.proc else "-"),
                  "mounted" if is_mounted(self.mnt) else "NOT mounted"), file=out)
         try:
-            with open(self.mnt + ".log", errors="replace") as f:
+            with open(self.log_path, errors="replace") as f:
                 for line in f.readlines()[-20:]:
                     print("  " + line.rstrip(), file=out)
         except OSError:
             pass
 
-    def path(self, *parts):
-        return os.path.join(self.mnt, *parts)
 
     def read(self, *parts):
         with open(self.path(*parts)) as f:
