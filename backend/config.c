@@ -33,6 +33,7 @@
 #include <jansson.h>
 
 #include "buf.h"
+#include "endpoints.h"
 
 #define CFG_LINE_MAX 8192		/* longest line, without its newline */
 
@@ -196,8 +197,7 @@ struct parser {
 	struct section signer;
 	struct section **roles;
 	size_t n_roles;
-	size_t *role_hash;		/* name index: role + 1, 0 empty */
-	size_t n_role_hash;		/* a power of two, > 2 * n_roles */
+	struct name_index role_names;	/* name -> index into roles */
 	struct section *cur;		/* NULL before the first header */
 
 	/* The STS endpoint named by the environment, looked up once, when
@@ -270,65 +270,14 @@ static bool role_name_ok(const char *s)
 	return only_chars(s, role_name_chars, 1, CFG_ROLE_NAME_MAX);
 }
 
-/* A region name: lower-case letters, digits and inner hyphens. */
-static bool region_ok(const char *s)
-{
-	size_t len;
-
-	if (!s)
-		return false;
-	len = strlen(s);
-	return only_chars(s, "abcdefghijklmnopqrstuvwxyz0123456789-", 1, 50) &&
-	       s[0] != '-' && s[len - 1] != '-';
-}
-
 static bool starts_with(const char *s, const char *prefix)
 {
 	return !strncmp(s, prefix, strlen(prefix));
 }
 
-/* Whether STS has a FIPS endpoint in region (GovCloud's regular one is). */
-static bool fips_supported(const char *region)
+static bool region_ok(const char *s)
 {
-	static const char *const fips[] = {
-		"us-east-1", "us-east-2", "us-west-1", "us-west-2",
-		"ca-central-1", "ca-west-1",
-	};
-
-	if (starts_with(region, "us-gov-"))
-		return true;
-	for (size_t i = 0; i < ARRAY_SIZE(fips); i++)
-		if (!strcmp(region, fips[i]))
-			return true;
-	return false;
-}
-
-/* Returns a malloc'd endpoint URL, or NULL (errno EINVAL for a bad region,
- * ENOMEM).  FIPS asked for where none exists gives the regular endpoint;
- * the loader refuses that combination before calling this. */
-char *cfg_default_endpoint(const char *region, int use_fips)
-{
-	const char *service = "sts", *domain = "amazonaws.com";
-	char *url;
-
-	if (!region_ok(region)) {
-		errno = EINVAL;
-		return NULL;
-	}
-	if (starts_with(region, "cn-"))
-		domain = "amazonaws.com.cn";
-	else if (starts_with(region, "us-isob-"))
-		domain = "sc2s.sgov.gov";
-	else if (starts_with(region, "us-iso-"))
-		domain = "c2s.ic.gov";
-	else if (use_fips && fips_supported(region) &&
-		 !starts_with(region, "us-gov-"))
-		service = "sts-fips";
-	if (asprintf(&url, "https://%s.%s.%s", service, region, domain) < 0) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	return url;
+	return s && aws_region_valid(s);
 }
 
 /* "FILE:LINE: text", or "FILE: text" for an error without a line. */
@@ -979,48 +928,11 @@ static int find_key(const char *name)
 	return -1;
 }
 
-size_t cfg_name_hash(const char *s)
+static int find_role_index(const struct parser *p, const char *name)
 {
-	uint64_t h = 1469598103934665603ULL;
+	size_t i;
 
-	while (*s) {
-		h ^= (unsigned char)*s++;
-		h *= 1099511628211ULL;
-	}
-	return (size_t)h;
-}
-
-static int find_role_index(const struct parser *p, const char *name);
-
-/* Indexes the last role added, growing the index as it fills, so that
- * duplicate detection and source_role lookups stay linear in the number
- * of roles.  0, or -1 out of memory. */
-static int role_hash_add(struct parser *p)
-{
-	size_t mask, h;
-
-	if (p->n_roles * 2 >= p->n_role_hash) {
-		size_t n = p->n_role_hash ? p->n_role_hash * 2 : 64;
-		size_t *t = calloc(n, sizeof(*t));
-
-		if (!t)
-			return -1;
-		free(p->role_hash);
-		p->role_hash = t;
-		p->n_role_hash = n;
-		for (size_t i = 0; i + 1 < p->n_roles; i++) {
-			for (h = cfg_name_hash(p->roles[i]->name) & (n - 1); t[h];
-			     h = (h + 1) & (n - 1))
-				;
-			t[h] = i + 1;
-		}
-	}
-	mask = p->n_role_hash - 1;
-	for (h = cfg_name_hash(p->roles[p->n_roles - 1]->name) & mask;
-	     p->role_hash[h]; h = (h + 1) & mask)
-		;
-	p->role_hash[h] = p->n_roles;
-	return 0;
+	return name_index_find(&p->role_names, name, &i) ? -1 : (int)i;
 }
 
 /* Starts the section named in a header (text between the brackets, len
@@ -1093,7 +1005,8 @@ static int begin_section(struct parser *p, const char *name, size_t len)
 	s->line = p->lineno;
 	memcpy(s->name, rname, len + 1);
 	p->cur = s;
-	return role_hash_add(p) ? fail_oom(p) : 0;
+	return name_index_add(&p->role_names, s->name, p->n_roles - 1, NULL) ?
+		       fail_oom(p) : 0;
 }
 
 /* Looks at one complete raw line before inih parses it: a section header
@@ -1288,18 +1201,6 @@ static int blame_line(const struct parser *p, const struct section *r,
 	return r->line;
 }
 
-static int find_role_index(const struct parser *p, const char *name)
-{
-	size_t mask = p->n_role_hash - 1, h;
-
-	if (!p->n_role_hash)
-		return -1;
-	for (h = cfg_name_hash(name) & mask; p->role_hash[h]; h = (h + 1) & mask)
-		if (!strcmp(p->roles[p->role_hash[h] - 1]->name, name))
-			return (int)(p->role_hash[h] - 1);
-	return -1;
-}
-
 static int build_signer(struct parser *p, struct cfg_signer *sg)
 {
 	struct section *s = &p->signer;
@@ -1419,44 +1320,44 @@ static int build_role(struct parser *p, struct section *r,
 		return fail(p, r->line,
 			    "role \"%s\": region is not set; set it in [credfs] or in [role %s]",
 			    nm, nm);
-	role->region = xstrdup(p, v->str);
-	if (!role->region)
+	role->x.aws.region = xstrdup(p, v->str);
+	if (!role->x.aws.region)
 		return -1;
-	role->use_fips_endpoint = (int)effective_num(p, r, K_USE_FIPS, 0);
+	role->x.aws.use_fips_endpoint = (int)effective_num(p, r, K_USE_FIPS, 0);
 	v = effective(p, r, K_STS_ENDPOINT);
 	if (!v && env_endpoint(p, &env_url))
 		return -1;
 	if (v) {
-		role->sts_endpoint = xstrdup(p, v->str);
+		role->x.aws.sts_endpoint = xstrdup(p, v->str);
 	} else if (env_url) {
-		role->sts_endpoint = xstrdup(p, env_url);
+		role->x.aws.sts_endpoint = xstrdup(p, env_url);
 	} else {
-		if (role->use_fips_endpoint && !fips_supported(role->region))
+		if (role->x.aws.use_fips_endpoint && !aws_fips_supported(role->x.aws.region))
 			return fail(p, blame_line(p, r, K_USE_FIPS, K_REGION),
 				    "role \"%s\": no FIPS STS endpoint in region %s",
-				    nm, role->region);
-		role->sts_endpoint = cfg_default_endpoint(role->region,
-							  role->use_fips_endpoint);
-		if (!role->sts_endpoint)
+				    nm, role->x.aws.region);
+		role->x.aws.sts_endpoint = aws_default_sts_endpoint(role->x.aws.region,
+							  role->x.aws.use_fips_endpoint);
+		if (!role->x.aws.sts_endpoint)
 			fail_oom(p);
 	}
 	v = effective(p, r, K_CA_FILE);
 	if (v)
-		role->ca_file = xstrdup(p, v->str);
+		role->x.ca_file = xstrdup(p, v->str);
 	if (p->failed)
 		return -1;
-	role->duration_seconds = (int)effective_num(p, r, K_DURATION,
+	role->x.aws.duration_seconds = (int)effective_num(p, r, K_DURATION,
 						    DEFAULT_DURATION);
 	v = effective(p, r, K_REFRESH_FRACTION);
-	role->refresh_fraction = v ? v->dbl : DEFAULT_REFRESH_FRACTION;
-	role->min_validity = (int)effective_num(p, r, K_MIN_VALIDITY,
+	role->sched.refresh_fraction = v ? v->dbl : DEFAULT_REFRESH_FRACTION;
+	role->sched.min_validity = (int)effective_num(p, r, K_MIN_VALIDITY,
 						DEFAULT_MIN_VALIDITY);
-	role->wait_timeout = (int)effective_num(p, r, K_WAIT_TIMEOUT,
+	role->sched.wait_timeout = (int)effective_num(p, r, K_WAIT_TIMEOUT,
 						DEFAULT_WAIT_TIMEOUT);
 
 	if (!r->v[K_ROLE_ARN].line)
 		return fail(p, r->line, "role \"%s\": role_arn is required", nm);
-	role->role_arn = take(r, K_ROLE_ARN);
+	role->x.aws.role_arn = take(r, K_ROLE_ARN);
 
 	for (size_t i = 0; i < ARRAY_SIZE(sources); i++) {
 		if (!r->v[sources[i]].line)
@@ -1478,11 +1379,11 @@ static int build_role(struct parser *p, struct section *r,
 			return fail(p, r->v[K_SUBJECT].line,
 				    "role \"%s\": subject needs a [signer] section to sign its token",
 				    nm);
-		role->token_source = CFG_TOKEN_SIGNED;
-		role->subject = take(r, K_SUBJECT);
+		role->x.token_source = CFG_TOKEN_SIGNED;
+		role->x.subject = take(r, K_SUBJECT);
 	} else if (r->v[K_TOKEN_FILE].line) {
-		role->token_source = CFG_TOKEN_FILE;
-		role->web_identity_token_file = take(r, K_TOKEN_FILE);
+		role->x.token_source = CFG_TOKEN_FILE;
+		role->x.web_identity_token_file = take(r, K_TOKEN_FILE);
 	} else {
 		int j = find_role_index(p, r->v[K_SOURCE_ROLE].str);
 
@@ -1490,65 +1391,65 @@ static int build_role(struct parser *p, struct section *r,
 			return fail(p, r->v[K_SOURCE_ROLE].line,
 				    "role \"%s\": source_role \"%s\" is not a [role] in this file",
 				    nm, r->v[K_SOURCE_ROLE].str);
-		role->token_source = CFG_TOKEN_CHAINED;
+		role->x.token_source = CFG_TOKEN_CHAINED;
 		role->source_index = (size_t)j;
-		role->source_role = take(r, K_SOURCE_ROLE);
+		role->x.source_role = take(r, K_SOURCE_ROLE);
 		/* STS refuses more than an hour for role chaining. */
-		if (role->duration_seconds > CHAINED_DURATION_MAX)
-			role->duration_seconds = CHAINED_DURATION_MAX;
+		if (role->x.aws.duration_seconds > CHAINED_DURATION_MAX)
+			role->x.aws.duration_seconds = CHAINED_DURATION_MAX;
 	}
-	if (role->min_validity >= role->duration_seconds)
+	if (role->sched.min_validity >= role->x.aws.duration_seconds)
 		return fail(p, blame_line(p, r, K_MIN_VALIDITY, K_DURATION),
 			    "role \"%s\": min_validity (%d) must be less than duration_seconds (%d%s)",
-			    nm, role->min_validity, role->duration_seconds,
-			    role->token_source == CFG_TOKEN_CHAINED ?
+			    nm, role->sched.min_validity, role->x.aws.duration_seconds,
+			    role->x.token_source == CFG_TOKEN_CHAINED ?
 				    ", the most for a chained role" : "");
 
 	if (r->v[K_SESSION_NAME].line) {
-		role->session_name = take(r, K_SESSION_NAME);
+		role->x.aws.session_name = take(r, K_SESSION_NAME);
 	} else {
-		if (asprintf(&role->session_name, "credfs-%s", nm) < 0) {
-			role->session_name = NULL;
+		if (asprintf(&role->x.aws.session_name, "credfs-%s", nm) < 0) {
+			role->x.aws.session_name = NULL;
 			return fail_oom(p);
 		}
-		if (strlen(role->session_name) > 64)
-			role->session_name[64] = '\0';
+		if (strlen(role->x.aws.session_name) > 64)
+			role->x.aws.session_name[64] = '\0';
 	}
-	role->config_style = (enum cfg_config_style)effective_num(
+	role->pres.config_style = (enum cfg_config_style)effective_num(
 		p, r, K_CONFIG_STYLE, CFG_STYLE_REGION);
-	if (role->config_style == CFG_STYLE_WEB_IDENTITY &&
-	    role->token_source == CFG_TOKEN_CHAINED)
+	if (role->pres.config_style == CFG_STYLE_WEB_IDENTITY &&
+	    role->x.token_source == CFG_TOKEN_CHAINED)
 		return fail(p, r->v[K_CONFIG_STYLE].line ?
 				       r->v[K_CONFIG_STYLE].line :
 				       p->credfs.v[K_CONFIG_STYLE].line,
 			    "role \"%s\": config_style = web_identity needs a token, and a source_role role has none; set config_style = process for it",
 			    nm);
-	role->consumer_path = take(r, K_CONSUMER_PATH);
-	role->uid = r->v[K_UID].line ? (uid_t)r->v[K_UID].num : getuid();
-	role->gid = r->v[K_GID].line ? (gid_t)r->v[K_GID].num : getgid();
-	role->mode = r->v[K_MODE].line ? (mode_t)r->v[K_MODE].num : 0400;
+	role->pres.consumer_path = take(r, K_CONSUMER_PATH);
+	role->pres.uid = r->v[K_UID].line ? (uid_t)r->v[K_UID].num : getuid();
+	role->pres.gid = r->v[K_GID].line ? (gid_t)r->v[K_GID].num : getgid();
+	role->pres.mode = r->v[K_MODE].line ? (mode_t)r->v[K_MODE].num : 0400;
 
-	role->external_id = take(r, K_EXTERNAL_ID);
-	role->policy = take(r, K_POLICY);
-	role->source_identity = take(r, K_SOURCE_IDENTITY);
-	role->policy_arns = r->v[K_POLICY_ARNS].list;
-	role->n_policy_arns = r->v[K_POLICY_ARNS].n;
+	role->x.aws.extras.external_id = take(r, K_EXTERNAL_ID);
+	role->x.aws.extras.policy = take(r, K_POLICY);
+	role->x.aws.extras.source_identity = take(r, K_SOURCE_IDENTITY);
+	role->x.aws.extras.policy_arns = r->v[K_POLICY_ARNS].list;
+	role->x.aws.extras.n_policy_arns = r->v[K_POLICY_ARNS].n;
 	r->v[K_POLICY_ARNS].list = NULL;
 	r->v[K_POLICY_ARNS].n = 0;
-	role->tags = r->v[K_TAGS].tags;
-	role->n_tags = r->v[K_TAGS].n;
+	role->x.aws.extras.tags = r->v[K_TAGS].tags;
+	role->x.aws.extras.n_tags = r->v[K_TAGS].n;
 	r->v[K_TAGS].tags = NULL;
 	r->v[K_TAGS].n = 0;
-	role->transitive_tag_keys = r->v[K_TRANSITIVE].list;
-	role->n_transitive_tag_keys = r->v[K_TRANSITIVE].n;
+	role->x.aws.extras.transitive_tag_keys = r->v[K_TRANSITIVE].list;
+	role->x.aws.extras.n_transitive_tag_keys = r->v[K_TRANSITIVE].n;
 	r->v[K_TRANSITIVE].list = NULL;
 	r->v[K_TRANSITIVE].n = 0;
-	for (size_t i = 0; i < role->n_transitive_tag_keys; i++) {
-		const char *key = role->transitive_tag_keys[i];
+	for (size_t i = 0; i < role->x.aws.extras.n_transitive_tag_keys; i++) {
+		const char *key = role->x.aws.extras.transitive_tag_keys[i];
 		bool found = false;
 
-		for (size_t j = 0; j < role->n_tags && !found; j++)
-			found = !strcasecmp(role->tags[j].key, key);
+		for (size_t j = 0; j < role->x.aws.extras.n_tags && !found; j++)
+			found = !strcasecmp(role->x.aws.extras.tags[j].key, key);
 		if (!found)
 			return fail(p, r->v[K_TRANSITIVE].line,
 				    "role \"%s\": transitive tag key \"%s\" is not one of its tags",
@@ -1567,13 +1468,13 @@ static int check_cycles(struct parser *p, const struct cfg *cfg)
 		char *text;
 
 		for (steps = 0; steps < cfg->n_roles; steps++) {
-			if (cfg->roles[j].token_source != CFG_TOKEN_CHAINED)
+			if (cfg->roles[j].x.token_source != CFG_TOKEN_CHAINED)
 				break;
 			j = cfg->roles[j].source_index;
 			if (j == i)
 				break;
 		}
-		if (j != i || cfg->roles[j].token_source != CFG_TOKEN_CHAINED)
+		if (j != i || cfg->roles[j].x.token_source != CFG_TOKEN_CHAINED)
 			continue;
 		buf_init(&b, CFG_ERROR_TEXT_MAX * 4);
 		if (buf_append_str(&b, cfg->roles[i].name))
@@ -1614,6 +1515,11 @@ static int build(struct parser *p, struct cfg **out)
 		cfg->n_roles++;
 		if (build_role(p, p->roles[i], &cfg->roles[i]))
 			return -1;
+		if (name_index_add(&cfg->names, cfg->roles[i].name, i, NULL))
+			return fail_oom(p);
+		if (cfg->roles[i].x.token_source == CFG_TOKEN_SIGNED &&
+		    !(cfg->roles[i].x.audience = xstrdup(p, cfg->signer.audience)))
+			return -1;
 	}
 	return check_cycles(p, cfg);
 }
@@ -1641,7 +1547,7 @@ static void parser_free(struct parser *p)
 		free(p->roles[i]);
 	}
 	free(p->roles);
-	free(p->role_hash);
+	name_index_free(&p->role_names);
 	free(p->base_dir);
 	free(p->env_endpoint);
 	buf_free(&p->line);
@@ -1730,23 +1636,39 @@ int cfg_load_string(const char *text, const char *name, struct cfg **out,
 	return parse(&p, out);
 }
 
+static void free_extras(struct cfg_session_extras *x)
+{
+	free(x->policy);
+	free_list(x->policy_arns, x->n_policy_arns);
+	free(x->external_id);
+	free_tags(x->tags, x->n_tags);
+	free_list(x->transitive_tag_keys, x->n_transitive_tag_keys);
+	free(x->source_identity);
+}
+
 static void free_role(struct cfg_role *r)
 {
-	free(r->role_arn);
-	free(r->subject);
-	free(r->web_identity_token_file);
-	free(r->source_role);
-	free(r->session_name);
-	free(r->external_id);
-	free(r->policy);
-	free_list(r->policy_arns, r->n_policy_arns);
-	free_tags(r->tags, r->n_tags);
-	free_list(r->transitive_tag_keys, r->n_transitive_tag_keys);
-	free(r->source_identity);
-	free(r->region);
-	free(r->sts_endpoint);
-	free(r->ca_file);
-	free(r->consumer_path);
+	struct cfg_exchange *x = &r->x;
+
+	free(x->subject);
+	free(x->audience);
+	free(x->web_identity_token_file);
+	free(x->source_role);
+	free(x->ca_file);
+	free(x->aws.role_arn);
+	free(x->aws.session_name);
+	free(x->aws.region);
+	free(x->aws.sts_endpoint);
+	free_extras(&x->aws.extras);
+	free(x->gcp.service_account);
+	free(x->gcp.token_url);
+	free(x->gcp.impersonation_url);
+	free(x->gcp.scope);
+	free(x->azure.tenant_id);
+	free(x->azure.client_id);
+	free(x->azure.authority_host);
+	free(x->azure.scope);
+	free(r->pres.consumer_path);
 }
 
 void cfg_free(struct cfg *cfg)
@@ -1756,6 +1678,10 @@ void cfg_free(struct cfg *cfg)
 	for (size_t i = 0; i < cfg->n_roles; i++)
 		free_role(&cfg->roles[i]);
 	free(cfg->roles);
+	name_index_free(&cfg->names);
+	free(cfg->endpoint.listen);
+	free(cfg->endpoint.imds_role);
+	free(cfg->fleet.host_id);
 	free(cfg->signer.key);
 	free(cfg->signer.issuer);
 	free(cfg->signer.audience);
@@ -1767,12 +1693,24 @@ void cfg_free(struct cfg *cfg)
 
 const struct cfg_role *cfg_find_role(const struct cfg *cfg, const char *name)
 {
-	if (!cfg || !name)
+	size_t i;
+
+	if (!cfg || !name || name_index_find(&cfg->names, name, &i))
 		return NULL;
-	for (size_t i = 0; i < cfg->n_roles; i++)
-		if (!strcmp(cfg->roles[i].name, name))
-			return &cfg->roles[i];
-	return NULL;
+	return &cfg->roles[i];
+}
+
+const char *cfg_cloud_name(enum cfg_cloud c)
+{
+	switch (c) {
+	case CFG_CLOUD_AWS:
+		return "aws";
+	case CFG_CLOUD_GCP:
+		return "gcp";
+	case CFG_CLOUD_AZURE:
+		return "azure";
+	}
+	return "unknown";
 }
 
 static int str_eq(const char *a, const char *b)
@@ -1790,7 +1728,8 @@ static int strv_eq(char *const *a, size_t na, char *const *b, size_t nb)
 	return 1;
 }
 
-int cfg_role_equal(const struct cfg_role *a, const struct cfg_role *b)
+static int extras_equal(const struct cfg_session_extras *a,
+			const struct cfg_session_extras *b)
 {
 	if (a->n_tags != b->n_tags)
 		return 0;
@@ -1798,29 +1737,57 @@ int cfg_role_equal(const struct cfg_role *a, const struct cfg_role *b)
 		if (!str_eq(a->tags[i].key, b->tags[i].key) ||
 		    !str_eq(a->tags[i].value, b->tags[i].value))
 			return 0;
-	return strcmp(a->name, b->name) == 0 &&
-	       str_eq(a->role_arn, b->role_arn) &&
-	       a->token_source == b->token_source &&
-	       str_eq(a->subject, b->subject) &&
-	       str_eq(a->web_identity_token_file, b->web_identity_token_file) &&
-	       str_eq(a->source_role, b->source_role) &&
-	       str_eq(a->session_name, b->session_name) &&
-	       str_eq(a->external_id, b->external_id) &&
-	       str_eq(a->policy, b->policy) &&
+	return str_eq(a->policy, b->policy) &&
 	       strv_eq(a->policy_arns, a->n_policy_arns, b->policy_arns,
 		       b->n_policy_arns) &&
+	       str_eq(a->external_id, b->external_id) &&
 	       strv_eq(a->transitive_tag_keys, a->n_transitive_tag_keys,
 		       b->transitive_tag_keys, b->n_transitive_tag_keys) &&
-	       str_eq(a->source_identity, b->source_identity) &&
+	       str_eq(a->source_identity, b->source_identity);
+}
+
+static int aws_equal(const struct cfg_aws *a, const struct cfg_aws *b)
+{
+	return str_eq(a->role_arn, b->role_arn) &&
+	       str_eq(a->session_name, b->session_name) &&
 	       str_eq(a->region, b->region) &&
 	       str_eq(a->sts_endpoint, b->sts_endpoint) &&
-	       str_eq(a->ca_file, b->ca_file) &&
 	       a->use_fips_endpoint == b->use_fips_endpoint &&
 	       a->duration_seconds == b->duration_seconds &&
-	       a->refresh_fraction == b->refresh_fraction &&
+	       extras_equal(&a->extras, &b->extras);
+}
+
+int cfg_exchange_equal(const struct cfg_exchange *a, const struct cfg_exchange *b)
+{
+	return a->cloud == b->cloud && a->token_source == b->token_source &&
+	       str_eq(a->subject, b->subject) &&
+	       str_eq(a->audience, b->audience) &&
+	       str_eq(a->web_identity_token_file, b->web_identity_token_file) &&
+	       str_eq(a->source_role, b->source_role) &&
+	       str_eq(a->ca_file, b->ca_file) && aws_equal(&a->aws, &b->aws) &&
+	       str_eq(a->gcp.service_account, b->gcp.service_account) &&
+	       str_eq(a->gcp.token_url, b->gcp.token_url) &&
+	       str_eq(a->gcp.impersonation_url, b->gcp.impersonation_url) &&
+	       str_eq(a->gcp.scope, b->gcp.scope) &&
+	       str_eq(a->azure.tenant_id, b->azure.tenant_id) &&
+	       str_eq(a->azure.client_id, b->azure.client_id) &&
+	       str_eq(a->azure.authority_host, b->azure.authority_host) &&
+	       str_eq(a->azure.scope, b->azure.scope);
+}
+
+int cfg_schedule_equal(const struct cfg_schedule *a, const struct cfg_schedule *b)
+{
+	return a->refresh_fraction == b->refresh_fraction &&
 	       a->min_validity == b->min_validity &&
 	       a->wait_timeout == b->wait_timeout &&
-	       a->uid == b->uid && a->gid == b->gid && a->mode == b->mode &&
+	       a->refresh_jitter == b->refresh_jitter;
+}
+
+int cfg_presentation_equal(const struct cfg_presentation *a,
+			   const struct cfg_presentation *b)
+{
+	return a->uid == b->uid && a->gid == b->gid && a->mode == b->mode &&
 	       a->config_style == b->config_style &&
-	       str_eq(a->consumer_path, b->consumer_path);
+	       str_eq(a->consumer_path, b->consumer_path) &&
+	       a->authorization_token_rotation == b->authorization_token_rotation;
 }

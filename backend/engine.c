@@ -237,7 +237,7 @@ static char *signed_token_locked(struct role_state *r, struct sts_error *err)
 		return NULL;
 	}
 	now = clock_wall();
-	if (signer_sign(signer, r->cfg->subject, now, &jwt)) {
+	if (signer_sign(signer, r->cfg->x.subject, now, &jwt)) {
 		set_error(err, "Signer", "signing the token for role %s failed",
 			  r->cfg->name);
 		return NULL;
@@ -246,10 +246,10 @@ static char *signed_token_locked(struct role_state *r, struct sts_error *err)
 	/* The same rule as for credentials, with min_validity held to half
 	 * the token's lifetime so a short-lived token is not re-signed on
 	 * every read. */
-	validity = r->cfg->min_validity < lifetime / 2 ? r->cfg->min_validity
+	validity = r->cfg->sched.min_validity < lifetime / 2 ? r->cfg->sched.min_validity
 						       : lifetime / 2;
 	point = engine_refresh_point(now, now + lifetime,
-				     r->cfg->refresh_fraction, validity);
+				     r->cfg->sched.refresh_fraction, validity);
 	secret_free(r->token);
 	r->token = jwt;
 	r->token_exp = now + lifetime;
@@ -266,11 +266,11 @@ int engine_get_token(struct engine *e, size_t i, char **out)
 	char *tok = NULL;
 
 	*out = NULL;
-	switch (r->cfg->token_source) {
+	switch (r->cfg->x.token_source) {
 	case CFG_TOKEN_CHAINED:
 		return -ENOENT;
 	case CFG_TOKEN_FILE:
-		tok = read_token_file(r->cfg->web_identity_token_file, &err);
+		tok = read_token_file(r->cfg->x.web_identity_token_file, &err);
 		break;
 	case CFG_TOKEN_SIGNED:
 		pthread_mutex_lock(&r->lock);
@@ -299,32 +299,47 @@ static int exchange(struct role_state *r, struct sts_credentials *got,
 {
 	const struct cfg_role *c = r->cfg;
 	struct sts_request req = {
-		.endpoint = c->sts_endpoint,
-		.region = c->region,
-		.ca_file = c->ca_file,
-		.role_arn = c->role_arn,
-		.session_name = c->session_name,
-		.duration_seconds = c->duration_seconds,
-		.extras = c,
+		.endpoint = c->x.aws.sts_endpoint,
+		.region = c->x.aws.region,
+		.ca_file = c->x.ca_file,
+		.role_arn = c->x.aws.role_arn,
+		.session_name = c->x.aws.session_name,
+		.duration_seconds = c->x.aws.duration_seconds,
 		.connect_timeout_ms = CONNECT_TIMEOUT_MS,
-		.timeout_ms = c->wait_timeout > 2 ? c->wait_timeout * 1000L : 2000L,
+		.timeout_ms = c->sched.wait_timeout > 2 ? c->sched.wait_timeout * 1000L : 2000L,
+	};
+	const struct cfg_session_extras *cx = &c->x.aws.extras;
+	struct sts_tag tags[64];
+	struct sts_extras extras = {
+		.policy = cx->policy,
+		.policy_arns = (const char *const *)cx->policy_arns,
+		.n_policy_arns = cx->n_policy_arns,
+		.external_id = cx->external_id,
+		.tags = tags,
+		.n_tags = cx->n_tags < ARRAY_SIZE(tags) ? cx->n_tags : ARRAY_SIZE(tags),
+		.transitive_tag_keys = (const char *const *)cx->transitive_tag_keys,
+		.n_transitive_tag_keys = cx->n_transitive_tag_keys,
+		.source_identity = cx->source_identity,
 	};
 	struct creds *source = NULL;
 	char *token = NULL;
 	int rc;
 
-	if (c->token_source == CFG_TOKEN_CHAINED) {
+	for (size_t k = 0; k < extras.n_tags; k++)
+		tags[k] = (struct sts_tag){ cx->tags[k].key, cx->tags[k].value };
+	req.extras = &extras;
+	if (c->x.token_source == CFG_TOKEN_CHAINED) {
 		if (engine_get_credentials(r->engine, r->source_slot, &source)) {
 			set_error(err, "SourceRole",
 				  "source role %s has no valid credentials (see its status)",
-				  c->source_role);
+				  c->x.source_role);
 			return -1;
 		}
 		req.action = STS_ASSUME_ROLE;
 		req.source = &source->sts;
 	} else {
-		if (c->token_source == CFG_TOKEN_FILE) {
-			token = read_token_file(c->web_identity_token_file, err);
+		if (c->x.token_source == CFG_TOKEN_FILE) {
+			token = read_token_file(c->x.web_identity_token_file, err);
 		} else {
 			pthread_mutex_lock(&r->lock);
 			token = signed_token_locked(r, err);
@@ -405,12 +420,12 @@ static void *renewal_main(void *arg)
 		box->c.sts = got;
 		box->c.obtained = wall;
 		point = engine_refresh_point(wall, got.expiration,
-					     r->cfg->refresh_fraction,
-					     r->cfg->min_validity);
+					     r->cfg->sched.refresh_fraction,
+					     r->cfg->sched.min_validity);
 		old = r->current;
 		if (valid_locked(r, mono))
 			what |= ENGINE_CHANGED_CREDS;
-		if (r->cfg->token_source == CFG_TOKEN_SIGNED)
+		if (r->cfg->x.token_source == CFG_TOKEN_SIGNED)
 			what |= ENGINE_CHANGED_TOKEN;
 		r->current = box;
 		r->expires_mono = mono + (got.expiration - wall) * 1000;
@@ -484,7 +499,7 @@ int engine_get_credentials(struct engine *e, size_t i, struct creds **out)
 {
 	struct role_state *r = e->slots[i];
 	int64_t now = clock_mono_ms();
-	int64_t deadline = now + (int64_t)r->cfg->wait_timeout * 1000;
+	int64_t deadline = now + (int64_t)r->cfg->sched.wait_timeout * 1000;
 	struct timespec ts = clock_deadline_ms(deadline - now);
 	unsigned long seq;
 	int waited = 0;
@@ -647,13 +662,13 @@ size_t engine_token_size(struct engine *e, size_t i)
 
 	struct signer *signer = e->signer;
 
-	if (r->cfg->token_source != CFG_TOKEN_SIGNED || !signer)
+	if (r->cfg->x.token_source != CFG_TOKEN_SIGNED || !signer)
 		return 0;
 	pthread_mutex_lock(&r->lock);
 	if (!r->token_size && r->token) {
 		r->token_size = strlen(r->token);
 	} else if (!r->token_size &&
-		   signer_sign(signer, r->cfg->subject, clock_wall(), &jwt) == 0) {
+		   signer_sign(signer, r->cfg->x.subject, clock_wall(), &jwt) == 0) {
 		r->token_size = strlen(jwt);
 		secret_free(jwt);
 	}
@@ -732,17 +747,17 @@ char *engine_status(struct engine *e, size_t i)
 	}
 	json_object_set_new(o, "role", json_string(r->cfg->name));
 	json_object_set_new(o, "state", json_string(state));
-	json_object_set_new(o, "role_arn", json_string(r->cfg->role_arn));
+	json_object_set_new(o, "role_arn", json_string(r->cfg->x.aws.role_arn));
 	json_object_set_new(o, "token_source",
-			    json_string(source_name(r->cfg->token_source)));
-	if (r->cfg->token_source == CFG_TOKEN_CHAINED)
+			    json_string(source_name(r->cfg->x.token_source)));
+	if (r->cfg->x.token_source == CFG_TOKEN_CHAINED)
 		json_object_set_new(o, "source_role",
-				    json_string(r->cfg->source_role));
-	json_object_set_new(o, "session_name", json_string(r->cfg->session_name));
-	json_object_set_new(o, "sts_endpoint", json_string(r->cfg->sts_endpoint));
+				    json_string(r->cfg->x.source_role));
+	json_object_set_new(o, "session_name", json_string(r->cfg->x.aws.session_name));
+	json_object_set_new(o, "sts_endpoint", json_string(r->cfg->x.aws.sts_endpoint));
 	json_object_set_new(o, "duration_seconds",
-			    json_integer(r->cfg->duration_seconds));
-	if (r->cfg->token_source == CFG_TOKEN_CHAINED)
+			    json_integer(r->cfg->x.aws.duration_seconds));
+	if (r->cfg->x.token_source == CFG_TOKEN_CHAINED)
 		json_object_set_new(o, "note", json_string(
 			"role chaining: STS caps chained sessions at 3600 seconds"));
 	if (r->current && r->current->c.sts.assumed_role_arn)
@@ -948,12 +963,14 @@ int engine_reload(struct engine *e, const struct cfg *cfg,
 		const struct cfg_role *c = &cfg->roles[i];
 		struct role_state *r = e->slots[slot_of_role[i]];
 
-		atomic_store(&r->source_slot, c->token_source == CFG_TOKEN_CHAINED
+		atomic_store(&r->source_slot, c->x.token_source == CFG_TOKEN_CHAINED
 				? slot_of_role[c->source_index] : 0);
 		if (slot_of_role[i] >= n_old)
 			continue;
-		if (cfg_role_equal(r->cfg, c) &&
-		    !(c->token_source == CFG_TOKEN_SIGNED &&
+		if (cfg_exchange_equal(&r->cfg->x, &c->x) &&
+		    cfg_schedule_equal(&r->cfg->sched, &c->sched) &&
+		    cfg_presentation_equal(&r->cfg->pres, &c->pres) &&
+		    !(c->x.token_source == CFG_TOKEN_SIGNED &&
 		      !signer_same_tokens(signer, old_signer))) {
 			atomic_store(&r->cfg, c);
 			continue;

@@ -62,7 +62,7 @@ static int form_add_member(struct buf *b, const char *prefix, size_t n,
 
 static int form_add_extras(struct buf *b, const struct sts_request *req)
 {
-	const struct cfg_role *x = req->extras;
+	const struct sts_extras *x = req->extras;
 	int r = 0;
 
 	if (!x)

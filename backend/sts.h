@@ -10,7 +10,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "compiler.h"
-#include "config.h"
 
 #define STS_MAX_ATTEMPTS 3
 
@@ -31,6 +30,25 @@ struct sts_error {
 	int retryable;
 };
 
+struct sts_tag {
+	const char *key;
+	const char *value;
+};
+
+/* What STS is sent beside the role: a session policy (also with web
+ * identity) and, for AssumeRole only, the chaining extras. */
+struct sts_extras {
+	const char *policy;
+	const char *const *policy_arns;
+	size_t n_policy_arns;
+	const char *external_id;
+	const struct sts_tag *tags;
+	size_t n_tags;
+	const char *const *transitive_tag_keys;
+	size_t n_transitive_tag_keys;
+	const char *source_identity;
+};
+
 enum sts_action {
 	STS_ASSUME_ROLE_WITH_WEB_IDENTITY,
 	STS_ASSUME_ROLE,
@@ -46,7 +64,7 @@ struct sts_request {
 	int duration_seconds;
 	const char *web_identity_token;	/* AssumeRoleWithWebIdentity */
 	const struct sts_credentials *source;	/* AssumeRole: who signs */
-	const struct cfg_role *extras;	/* external_id, policy, tags...; may be NULL */
+	const struct sts_extras *extras;	/* may be NULL */
 	long connect_timeout_ms;
 	long timeout_ms;		/* per attempt */
 };

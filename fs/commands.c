@@ -155,15 +155,15 @@ out:
 
 static const char *source_text(const struct cfg_role *r, char *buf, size_t n)
 {
-	switch (r->token_source) {
+	switch (r->x.token_source) {
 	case CFG_TOKEN_SIGNED:
-		snprintf(buf, n, "signed token, sub %s", r->subject);
+		snprintf(buf, n, "signed token, sub %s", r->x.subject);
 		break;
 	case CFG_TOKEN_FILE:
-		snprintf(buf, n, "token file %s", r->web_identity_token_file);
+		snprintf(buf, n, "token file %s", r->x.web_identity_token_file);
 		break;
 	case CFG_TOKEN_CHAINED:
-		snprintf(buf, n, "chained from %s", r->source_role);
+		snprintf(buf, n, "chained from %s", r->x.source_role);
 		break;
 	}
 	return buf;
@@ -191,8 +191,8 @@ int cmd_check(int argc, char **argv)
 	for (size_t i = 0; i < cfg->n_roles; i++) {
 		const struct cfg_role *r = &cfg->roles[i];
 
-		printf("%s\t%s\t%s\t%s\n", r->name, r->role_arn,
-		       source_text(r, src, sizeof(src)), r->sts_endpoint);
+		printf("%s\t%s\t%s\t%s\n", r->name, r->x.aws.role_arn,
+		       source_text(r, src, sizeof(src)), r->x.aws.sts_endpoint);
 	}
 	signer_free(signer);
 	cfg_free(cfg);

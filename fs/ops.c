@@ -71,17 +71,17 @@ static void node_attr(const struct credfs *fs, const struct view *v,
 		break;
 	case NODE_ROLE_DIR:
 		role = &v->cfg->roles[n->role];
-		st->st_mode = S_IFDIR | (role->mode == 0440 ? 0550 : 0500);
+		st->st_mode = S_IFDIR | (role->pres.mode == 0440 ? 0550 : 0500);
 		st->st_nlink = 2;
-		st->st_uid = role->uid;
-		st->st_gid = role->gid;
+		st->st_uid = role->pres.uid;
+		st->st_gid = role->pres.gid;
 		break;
 	case NODE_ROLE_FILE:
 		/* The size is filled in by file_attr(). */
 		role = &v->cfg->roles[n->role];
-		st->st_mode = S_IFREG | role->mode;
-		st->st_uid = role->uid;
-		st->st_gid = role->gid;
+		st->st_mode = S_IFREG | role->pres.mode;
+		st->st_uid = role->pres.uid;
+		st->st_gid = role->pres.gid;
 		break;
 	}
 }
@@ -164,11 +164,11 @@ static int file_attr(struct credfs *fs, const struct view *v,
 	if (n->kind != NODE_ROLE_FILE)
 		return 0;
 	role = &v->cfg->roles[n->role];
-	if (n->file == ROLE_TOKEN && role->token_source == CFG_TOKEN_FILE) {
+	if (n->file == ROLE_TOKEN && role->x.token_source == CFG_TOKEN_FILE) {
 		/* Mirror the token file: its size and mtime tell the kernel
 		 * (auto_inval_data) when to drop its copy. */
 		*timeout = TIMEOUT_TOKEN_FILE;
-		if (stat(role->web_identity_token_file, &ts) == 0 &&
+		if (stat(role->x.web_identity_token_file, &ts) == 0 &&
 		    ts.st_size >= 4) {
 			st->st_size = ts.st_size;
 			st->st_mtim = ts.st_mtim;

@@ -43,7 +43,7 @@ static int render_env(const struct cfg_role *role, const struct creds *c,
 			  "AWS_REGION=%s\n"
 			  "AWS_DEFAULT_REGION=%s\n",
 			  c->sts.access_key_id, c->sts.secret_access_key,
-			  c->sts.session_token, role->region, role->region);
+			  c->sts.session_token, role->x.aws.region, role->x.aws.region);
 }
 
 static int render_expiry(const struct creds *c, struct buf *out)
@@ -86,18 +86,18 @@ static int render_config(const struct cfg_role *role, const char *mountpoint,
 	struct buf dir;
 	int r;
 
-	r = buf_printf(out, "[default]\nregion = %s\n", role->region);
-	if (r || role->config_style == CFG_STYLE_REGION)
+	r = buf_printf(out, "[default]\nregion = %s\n", role->x.aws.region);
+	if (r || role->pres.config_style == CFG_STYLE_REGION)
 		return r;
 	buf_init(&dir, RENDER_MAX);
-	if (role->consumer_path)
-		r = buf_append_str(&dir, role->consumer_path);
+	if (role->pres.consumer_path)
+		r = buf_append_str(&dir, role->pres.consumer_path);
 	else
 		r = buf_printf(&dir, "%s%s%s", mountpoint,
 			       strcmp(mountpoint, "/") ? "/" : "", role->name);
 	if (r)
 		goto out;
-	if (role->config_style == CFG_STYLE_PROCESS) {
+	if (role->pres.config_style == CFG_STYLE_PROCESS) {
 		r = buf_append_str(out, "credential_process = cat ");
 		if (!r)
 			r = append_shell_word(out, dir.data);
@@ -108,7 +108,7 @@ static int render_config(const struct cfg_role *role, const char *mountpoint,
 			       "role_arn = %s\n"
 			       "web_identity_token_file = %s/token\n"
 			       "role_session_name = %s\n",
-			       role->role_arn, dir.data, role->session_name);
+			       role->x.aws.role_arn, dir.data, role->x.aws.session_name);
 	}
 out:
 	buf_free(&dir);
@@ -165,7 +165,7 @@ int render_role_file(struct engine *e, const struct cfg_role *role, size_t i,
 		return r;
 	case ROLE_TOKEN:
 		if (mode == RENDER_PEEK &&
-		    role->token_source == CFG_TOKEN_SIGNED)
+		    role->x.token_source == CFG_TOKEN_SIGNED)
 			r = engine_peek_token(e, i, &text);
 		else
 			r = engine_get_token(e, i, &text);

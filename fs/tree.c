@@ -44,7 +44,7 @@ int tree_init(struct tree *t, const struct cfg *cfg, int has_signer,
 	if (!t->hash)
 		return -ENOMEM;
 	for (size_t i = 0; i < cfg->n_roles; i++) {
-		size_t s = cfg_name_hash(cfg->roles[i].name) & (n - 1);
+		size_t s = name_hash(cfg->roles[i].name) & (n - 1);
 
 		while (t->hash[s])
 			s = (s + 1) & (n - 1);
@@ -61,7 +61,7 @@ void tree_destroy(struct tree *t)
 
 static int find_role(const struct tree *t, const char *name, size_t *role)
 {
-	size_t s = cfg_name_hash(name) & (t->n_hash - 1);
+	size_t s = name_hash(name) & (t->n_hash - 1);
 
 	while (t->hash[s]) {
 		size_t i = t->hash[s] - 1;
@@ -78,7 +78,7 @@ static int find_role(const struct tree *t, const char *name, size_t *role)
 int tree_role_has_file(const struct tree *t, size_t role, enum role_file f)
 {
 	return !(f == ROLE_TOKEN &&
-		 t->cfg->roles[role].token_source == CFG_TOKEN_CHAINED);
+		 t->cfg->roles[role].x.token_source == CFG_TOKEN_CHAINED);
 }
 
 fuse_ino_t tree_ino(const struct node *n)

@@ -13,6 +13,7 @@
 
 #include "check.h"
 #include "config.h"
+#include "endpoints.h"
 
 #define CASE_DIR TEST_DATA_DIR "/config"
 
@@ -177,26 +178,26 @@ static void test_defaults(void)
 	r = &cfg->roles[0];
 	CHECK_STR(r->name, "app");
 	CHECK(r->line == 8);
-	CHECK_STR(r->role_arn, "arn:aws:iam::123456789012:role/app");
-	CHECK(r->token_source == CFG_TOKEN_SIGNED);
-	CHECK_STR(r->subject, "system:serviceaccount:prod:app");
-	CHECK(r->web_identity_token_file == NULL);
-	CHECK(r->source_role == NULL);
-	CHECK_STR(r->region, "ap-northeast-1");
-	CHECK_STR(r->sts_endpoint, "https://sts.ap-northeast-1.amazonaws.com");
-	CHECK(r->ca_file == NULL);
-	CHECK(r->use_fips_endpoint == 0);
-	CHECK(r->duration_seconds == 3600);
-	CHECK(r->refresh_fraction == 0.8);
-	CHECK(r->min_validity == 900);
-	CHECK(r->wait_timeout == 10);
-	CHECK_STR(r->session_name, "credfs-app");
-	CHECK(r->mode == 0400);
-	CHECK(r->uid == getuid());
-	CHECK(r->gid == getgid());
-	CHECK(r->external_id == NULL && r->policy == NULL);
-	CHECK(r->n_policy_arns == 0 && r->n_tags == 0);
-	CHECK(r->n_transitive_tag_keys == 0 && r->source_identity == NULL);
+	CHECK_STR(r->x.aws.role_arn, "arn:aws:iam::123456789012:role/app");
+	CHECK(r->x.token_source == CFG_TOKEN_SIGNED);
+	CHECK_STR(r->x.subject, "system:serviceaccount:prod:app");
+	CHECK(r->x.web_identity_token_file == NULL);
+	CHECK(r->x.source_role == NULL);
+	CHECK_STR(r->x.aws.region, "ap-northeast-1");
+	CHECK_STR(r->x.aws.sts_endpoint, "https://sts.ap-northeast-1.amazonaws.com");
+	CHECK(r->x.ca_file == NULL);
+	CHECK(r->x.aws.use_fips_endpoint == 0);
+	CHECK(r->x.aws.duration_seconds == 3600);
+	CHECK(r->sched.refresh_fraction == 0.8);
+	CHECK(r->sched.min_validity == 900);
+	CHECK(r->sched.wait_timeout == 10);
+	CHECK_STR(r->x.aws.session_name, "credfs-app");
+	CHECK(r->pres.mode == 0400);
+	CHECK(r->pres.uid == getuid());
+	CHECK(r->pres.gid == getgid());
+	CHECK(r->x.aws.extras.external_id == NULL && r->x.aws.extras.policy == NULL);
+	CHECK(r->x.aws.extras.n_policy_arns == 0 && r->x.aws.extras.n_tags == 0);
+	CHECK(r->x.aws.extras.n_transitive_tag_keys == 0 && r->x.aws.extras.source_identity == NULL);
 
 	CHECK(cfg->signer.present);
 	CHECK(cfg->signer.line == 4);
@@ -221,9 +222,9 @@ static void test_no_signer_section(void)
 		return;
 	CHECK(!cfg->signer.present);
 	CHECK(cfg->signer.key == NULL);
-	CHECK(cfg->roles[0].token_source == CFG_TOKEN_FILE);
-	CHECK_STR(cfg->roles[0].web_identity_token_file, "/run/token");
-	CHECK_STR(cfg->roles[0].sts_endpoint,
+	CHECK(cfg->roles[0].x.token_source == CFG_TOKEN_FILE);
+	CHECK_STR(cfg->roles[0].x.web_identity_token_file, "/run/token");
+	CHECK_STR(cfg->roles[0].x.aws.sts_endpoint,
 		  "https://sts.eu-west-1.amazonaws.com");
 	cfg_free(cfg);
 }
@@ -252,20 +253,20 @@ static void test_role_overrides(void)
 	CHECK(a == &cfg->roles[0] && b == &cfg->roles[1]);
 	if (!a || !b)
 		goto out;
-	CHECK_STR(a->region, "us-east-1");
-	CHECK_STR(a->sts_endpoint, "https://sts-fips.us-east-1.amazonaws.com");
-	CHECK(a->use_fips_endpoint == 1);
-	CHECK(a->duration_seconds == 7200 && a->min_validity == 600);
-	CHECK(a->refresh_fraction == 0.5 && a->wait_timeout == 20);
+	CHECK_STR(a->x.aws.region, "us-east-1");
+	CHECK_STR(a->x.aws.sts_endpoint, "https://sts-fips.us-east-1.amazonaws.com");
+	CHECK(a->x.aws.use_fips_endpoint == 1);
+	CHECK(a->x.aws.duration_seconds == 7200 && a->sched.min_validity == 600);
+	CHECK(a->sched.refresh_fraction == 0.5 && a->sched.wait_timeout == 20);
 
-	CHECK_STR(b->region, "eu-central-1");
-	CHECK(b->use_fips_endpoint == 0);
+	CHECK_STR(b->x.aws.region, "eu-central-1");
+	CHECK(b->x.aws.use_fips_endpoint == 0);
 	/* A trailing "/" on an endpoint is dropped. */
-	CHECK_STR(b->sts_endpoint, "https://sts.example.com:8443");
-	CHECK(b->duration_seconds == 1800 && b->min_validity == 60);
-	CHECK(b->refresh_fraction == 0.9 && b->wait_timeout == 5);
-	CHECK(b->uid == 1234 && b->gid == 5678 && b->mode == 0440);
-	CHECK_STR(b->session_name, "bee");
+	CHECK_STR(b->x.aws.sts_endpoint, "https://sts.example.com:8443");
+	CHECK(b->x.aws.duration_seconds == 1800 && b->sched.min_validity == 60);
+	CHECK(b->sched.refresh_fraction == 0.9 && b->sched.wait_timeout == 5);
+	CHECK(b->pres.uid == 1234 && b->pres.gid == 5678 && b->pres.mode == 0440);
+	CHECK_STR(b->x.aws.session_name, "bee");
 out:
 	cfg_free(cfg);
 }
@@ -290,14 +291,14 @@ static void test_default_endpoints(void)
 	};
 
 	for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
-		char *url = cfg_default_endpoint(t[i].region, t[i].fips);
+		char *url = aws_default_sts_endpoint(t[i].region, t[i].fips);
 
 		CHECK_STR(url, t[i].url);
 		free(url);
 	}
-	CHECK(cfg_default_endpoint("EU_WEST_1", 0) == NULL);
-	CHECK(cfg_default_endpoint("", 0) == NULL);
-	CHECK(cfg_default_endpoint("a/b", 0) == NULL);
+	CHECK(aws_default_sts_endpoint("EU_WEST_1", 0) == NULL);
+	CHECK(aws_default_sts_endpoint("", 0) == NULL);
+	CHECK(aws_default_sts_endpoint("a/b", 0) == NULL);
 }
 
 static void test_chain_resolution(void)
@@ -326,14 +327,14 @@ static void test_chain_resolution(void)
 	CHECK(top && base && mid);
 	if (!top || !base || !mid)
 		goto out;
-	CHECK(top->token_source == CFG_TOKEN_CHAINED);
-	CHECK_STR(top->source_role, "mid");
+	CHECK(top->x.token_source == CFG_TOKEN_CHAINED);
+	CHECK_STR(top->x.source_role, "mid");
 	CHECK(top->source_index == 2);
 	CHECK(mid->source_index == 1);
 	/* Chained roles last at most an hour; others keep theirs. */
-	CHECK(top->duration_seconds == 3600);
-	CHECK(mid->duration_seconds == 1800);
-	CHECK(base->duration_seconds == 43200);
+	CHECK(top->x.aws.duration_seconds == 3600);
+	CHECK(mid->x.aws.duration_seconds == 1800);
+	CHECK(base->x.aws.duration_seconds == 43200);
 	CHECK(cfg_find_role(cfg, "nope") == NULL);
 	CHECK(cfg_find_role(cfg, "") == NULL);
 out:
@@ -359,25 +360,25 @@ static void test_extras(void)
 	if (!cfg)
 		return;
 	r = &cfg->roles[0];
-	CHECK_STR(r->external_id, "ext-123");
+	CHECK_STR(r->x.aws.extras.external_id, "ext-123");
 	/* Kept compact, as STS counts it. */
-	CHECK_STR(r->policy, "{\"Version\":\"2012-10-17\",\"Statement\":[]}");
-	CHECK(r->n_policy_arns == 3);
-	if (r->n_policy_arns == 3) {
-		CHECK_STR(r->policy_arns[0], "arn:aws:iam::aws:policy/ReadOnlyAccess");
-		CHECK_STR(r->policy_arns[2], "arn:aws:iam::123456789012:policy/b");
+	CHECK_STR(r->x.aws.extras.policy, "{\"Version\":\"2012-10-17\",\"Statement\":[]}");
+	CHECK(r->x.aws.extras.n_policy_arns == 3);
+	if (r->x.aws.extras.n_policy_arns == 3) {
+		CHECK_STR(r->x.aws.extras.policy_arns[0], "arn:aws:iam::aws:policy/ReadOnlyAccess");
+		CHECK_STR(r->x.aws.extras.policy_arns[2], "arn:aws:iam::123456789012:policy/b");
 	}
-	CHECK(r->n_tags == 3);
-	if (r->n_tags == 3) {
-		CHECK_STR(r->tags[0].key, "Project");
-		CHECK_STR(r->tags[0].value, "credfs");
-		CHECK_STR(r->tags[1].key, "Team");
-		CHECK_STR(r->tags[1].value, "Platform Eng");
-		CHECK_STR(r->tags[2].key, "Empty");
-		CHECK_STR(r->tags[2].value, "");
+	CHECK(r->x.aws.extras.n_tags == 3);
+	if (r->x.aws.extras.n_tags == 3) {
+		CHECK_STR(r->x.aws.extras.tags[0].key, "Project");
+		CHECK_STR(r->x.aws.extras.tags[0].value, "credfs");
+		CHECK_STR(r->x.aws.extras.tags[1].key, "Team");
+		CHECK_STR(r->x.aws.extras.tags[1].value, "Platform Eng");
+		CHECK_STR(r->x.aws.extras.tags[2].key, "Empty");
+		CHECK_STR(r->x.aws.extras.tags[2].value, "");
 	}
-	CHECK(r->n_transitive_tag_keys == 2);
-	CHECK_STR(r->source_identity, "alice");
+	CHECK(r->x.aws.extras.n_transitive_tag_keys == 2);
+	CHECK_STR(r->x.aws.extras.source_identity, "alice");
 	cfg_free(cfg);
 }
 
@@ -397,8 +398,8 @@ static void test_session_name_default_truncated(void)
 	if (!cfg)
 		return;
 	CHECK_STR(cfg->roles[0].name, name);
-	CHECK(strlen(cfg->roles[0].session_name) == 64);
-	CHECK(!strncmp(cfg->roles[0].session_name, "credfs-nnnn", 11));
+	CHECK(strlen(cfg->roles[0].x.aws.session_name) == 64);
+	CHECK(!strncmp(cfg->roles[0].x.aws.session_name, "credfs-nnnn", 11));
 	cfg_free(cfg);
 }
 
@@ -455,7 +456,7 @@ static void test_ca_file(void)
 	cfg = load(text);
 	CHECK(cfg != NULL);
 	if (cfg)
-		CHECK_STR(cfg->roles[0].ca_file, CASE_DIR "/README.md");
+		CHECK_STR(cfg->roles[0].x.ca_file, CASE_DIR "/README.md");
 	cfg_free(cfg);
 
 	snprintf(text, sizeof(text),
@@ -493,8 +494,8 @@ static void test_long_lines(void)
 	cfg = load(text);
 	CHECK(cfg != NULL);
 	if (cfg) {
-		CHECK(strlen(cfg->roles[0].policy) > 1400);
-		CHECK_STR(cfg->roles[0].external_id, "after");
+		CHECK(strlen(cfg->roles[0].x.aws.extras.policy) > 1400);
+		CHECK_STR(cfg->roles[0].x.aws.extras.external_id, "after");
 		cfg_free(cfg);
 	}
 
@@ -632,17 +633,17 @@ static void test_config_style(void)
 	if (!cfg)
 		return;
 	/* The [credfs] default applies; a role's own value wins. */
-	CHECK(cfg->roles[0].config_style == CFG_STYLE_PROCESS);
-	CHECK(cfg->roles[0].consumer_path == NULL);
-	CHECK(cfg->roles[1].config_style == CFG_STYLE_WEB_IDENTITY);
-	CHECK_STR(cfg->roles[1].consumer_path, "/root/.aws");
-	CHECK(cfg->roles[2].config_style == CFG_STYLE_PROCESS);
+	CHECK(cfg->roles[0].pres.config_style == CFG_STYLE_PROCESS);
+	CHECK(cfg->roles[0].pres.consumer_path == NULL);
+	CHECK(cfg->roles[1].pres.config_style == CFG_STYLE_WEB_IDENTITY);
+	CHECK_STR(cfg->roles[1].pres.consumer_path, "/root/.aws");
+	CHECK(cfg->roles[2].pres.config_style == CFG_STYLE_PROCESS);
 	cfg_free(cfg);
 
 	cfg = load(minimal);
 	CHECK(cfg != NULL);
 	if (cfg)
-		CHECK(cfg->roles[0].config_style == CFG_STYLE_REGION);
+		CHECK(cfg->roles[0].pres.config_style == CFG_STYLE_REGION);
 	cfg_free(cfg);
 }
 

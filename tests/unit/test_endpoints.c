@@ -12,6 +12,7 @@
 
 #include "check.h"
 #include "config.h"
+#include "endpoints.h"
 
 #define ARN "arn:aws:iam::123456789012:role/app"
 
@@ -181,7 +182,7 @@ static int run_case(const struct endpoint_case *c)
 			ok = 0;
 		}
 	} else {
-		const char *got = cfg->roles[0].sts_endpoint;
+		const char *got = cfg->roles[0].x.aws.sts_endpoint;
 
 		if (!c->want || strcmp(got, c->want)) {
 			fprintf(stderr, "    %s: endpoint %s, expected %s\n",
@@ -217,12 +218,12 @@ static void test_default_endpoint_pure(void)
 
 	setenv("AWS_ENDPOINT_URL_STS", "https://sts.env.example", 1);
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
-		char *url = cfg_default_endpoint(t[i].region, t[i].fips);
+		char *url = aws_default_sts_endpoint(t[i].region, t[i].fips);
 
 		CHECK_STR(url, t[i].want);
 		free(url);
 	}
-	CHECK(cfg_default_endpoint("not a region", 0) == NULL);
+	CHECK(aws_default_sts_endpoint("not a region", 0) == NULL);
 	clear_env();
 }
 
@@ -242,9 +243,9 @@ static void test_env_applies_per_role(void)
 	setenv("AWS_ENDPOINT_URL", "http://localhost:4566/", 1);
 	CHECK(cfg_load_string(text, "e.conf", &cfg, &err) == 0);
 	if (cfg) {
-		CHECK_STR(cfg->roles[0].sts_endpoint, "http://localhost:4566");
-		CHECK_STR(cfg->roles[1].sts_endpoint, "https://b.example.com");
-		CHECK_STR(cfg->roles[2].sts_endpoint, "http://localhost:4566");
+		CHECK_STR(cfg->roles[0].x.aws.sts_endpoint, "http://localhost:4566");
+		CHECK_STR(cfg->roles[1].x.aws.sts_endpoint, "https://b.example.com");
+		CHECK_STR(cfg->roles[2].x.aws.sts_endpoint, "http://localhost:4566");
 	}
 	cfg_free(cfg);
 	clear_env();

@@ -255,17 +255,17 @@ static void test_body_web_identity(void)
 	secret_free(body);
 }
 
-static char *policy_arns[] = {
+static const char *const policy_arns[] = {
 	"arn:aws:iam::aws:policy/ReadOnlyAccess",
 	"arn:aws:iam::123456789012:policy/p 2",
 };
-static struct cfg_tag tags[] = {
+static const struct sts_tag tags[] = {
 	{ "Project", "Blue Sky" },
 	{ "Team", "a&b" },
 };
-static char *transitive[] = { "Project" };
+static const char *const transitive[] = { "Project" };
 
-static void fill_extras(struct cfg_role *x)
+static void fill_extras(struct sts_extras *x)
 {
 	memset(x, 0, sizeof(*x));
 	x->external_id = "ext-ID:42";
@@ -281,7 +281,7 @@ static void fill_extras(struct cfg_role *x)
 
 static void test_body_assume_role_extras(void)
 {
-	struct cfg_role x;
+	struct sts_extras x;
 	struct sts_request req = {
 		.action = STS_ASSUME_ROLE,
 		.role_arn = "arn:aws:iam::123456789012:role/next",
@@ -311,7 +311,7 @@ static void test_body_assume_role_extras(void)
 /* Web identity takes Policy and PolicyArns only; never ProviderId. */
 static void test_body_web_identity_extras(void)
 {
-	struct cfg_role x;
+	struct sts_extras x;
 	struct sts_request req = {
 		.action = STS_ASSUME_ROLE_WITH_WEB_IDENTITY,
 		.role_arn = "r",
