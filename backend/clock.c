@@ -20,8 +20,17 @@ static int64_t real_mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static int64_t real_boot_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int64_t (*wall_source)(void) = real_wall;
 static int64_t (*mono_source)(void) = real_mono_ms;
+static int64_t (*boot_source)(void) = real_boot_ms;
 
 int64_t clock_wall(void)
 {
@@ -33,10 +42,21 @@ int64_t clock_mono_ms(void)
 	return mono_source();
 }
 
+int64_t clock_boot_ms(void)
+{
+	return boot_source();
+}
+
 void clock_set_source(int64_t (*wall)(void), int64_t (*mono_ms)(void))
 {
 	wall_source = wall ? wall : real_wall;
 	mono_source = mono_ms ? mono_ms : real_mono_ms;
+	boot_source = mono_ms ? mono_ms : real_boot_ms;
+}
+
+void clock_set_boot_source(int64_t (*boot_ms)(void))
+{
+	boot_source = boot_ms ? boot_ms : real_boot_ms;
 }
 
 void clock_format_rfc3339(int64_t t, char out[static 21])

@@ -1,7 +1,9 @@
 /*
  * The only place credfs reads the clock, so tests can replace it.
- * Wall time decides what an STS expiration means; monotonic time schedules
- * renewals and bounds waits, so a wall-clock jump cannot stall or rush them.
+ * Wall time decides what an expiration means; boot time (CLOCK_BOOTTIME,
+ * which keeps counting while the machine is suspended) schedules renewals
+ * and expiries, so neither a wall-clock jump nor a suspend can stall or
+ * rush them; monotonic time bounds short waits.
  */
 #ifndef CREDFS_CLOCK_H
 #define CREDFS_CLOCK_H
@@ -14,8 +16,14 @@ int64_t clock_wall(void);
 /* Milliseconds on a clock that never jumps (CLOCK_MONOTONIC). */
 int64_t clock_mono_ms(void);
 
-/* Tests: replace both sources (NULL restores the real clock). */
+/* Milliseconds on CLOCK_BOOTTIME: monotonic, and counting suspends. */
+int64_t clock_boot_ms(void);
+
+/* Tests: replace the sources (NULL restores the real clock).  The fake
+ * monotonic clock serves as boot time too, until clock_set_boot_source
+ * sets another (to play a suspend). */
 void clock_set_source(int64_t (*wall)(void), int64_t (*mono_ms)(void));
+void clock_set_boot_source(int64_t (*boot_ms)(void));
 
 /* RFC 3339 UTC "2026-11-22T11:41:34Z" into out (>= 21 bytes). */
 void clock_format_rfc3339(int64_t t, char out[static 21]);

@@ -1,1048 +1,835 @@
-#include "engine.h"
+/*
+ * The engine's roles: their life across reloads, the questions the faces
+ * ask (credentials, tokens, snapshots), and the refresh rule.  Renewals
+ * themselves are in engine_renew.c, tokens in engine_token.c, time in
+ * engine_timers.c.
+ */
+#include "engine_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
-#include <jansson.h>
-#include <openssl/crypto.h>
-#include <stdarg.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "buf.h"
 #include "clock.h"
+#include "http.h"
 #include "log.h"
 
-/* Credentials with less than this left are treated as expired: a consumer
- * needs a moment to use them. */
-#define EXPIRY_MARGIN_MS 1000
-/* After a failed renewal, readers without valid credentials get EIO at once
- * and no new exchange starts for this long (doubling, capped), so a broken
- * STS is not hammered by a read loop. */
-#define RETRY_HOLDOFF_MIN_MS 1000
-#define RETRY_HOLDOFF_MAX_MS 8000
-#define CONNECT_TIMEOUT_MS 5000
-#define TOKEN_FILE_MAX 20000
-/* engine_free waits this long for renewals in flight. */
-#define SHUTDOWN_WAIT_MS 3000
+#define MACHINE_ID_FILE "/etc/machine-id"
 
-struct creds_box {
-	atomic_int refs;
-	struct creds c;
+const double engine_latency_bounds[ENGINE_LATENCY_BUCKETS] = {
+	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 };
 
-struct role_state {
-	struct engine *engine;
-	size_t index;			/* its slot */
-	/* Swapped by engine_reload; the old one stays alive a while. */
-	_Atomic(const struct cfg_role *) cfg;
-	_Atomic size_t source_slot;	/* CFG_TOKEN_CHAINED */
-	atomic_int retired;		/* no longer configured */
+/* ---- the refresh rule ------------------------------------------------ */
 
-	pthread_mutex_t lock;
-	pthread_cond_t renewed;		/* broadcast when a renewal ends */
-
-	/* Everything below is protected by lock. */
-	struct creds_box *current;	/* NULL until the first success */
-	int64_t expires_mono;		/* current's expiry, monotonic ms */
-	int64_t refresh_mono;		/* current's refresh point, monotonic ms */
-	int64_t refresh_wall;		/* the same, wall seconds, for status */
-	int renewing;			/* a renewal thread is running */
-	unsigned long settings_gen;	/* bumped by a reload that changes the role */
-	unsigned long renewal_seq;	/* renewals ended, success or not */
-	unsigned long renewals;		/* successful renewals */
-	unsigned long sts_calls;	/* HTTP requests sent to STS */
-	unsigned failures;		/* consecutive failed renewals */
-	int64_t holdoff_until_mono;	/* no reader-started renewal before */
-	int64_t last_refresh;		/* wall seconds, 0 never */
-	int64_t last_attempt;		/* wall seconds, 0 never */
-	int has_error;			/* the last renewal failed */
-	struct sts_error last_error;
-
-	char *token;			/* signed token cache (CFG_TOKEN_SIGNED) */
-	int64_t token_exp;		/* wall seconds */
-	int64_t token_refresh_mono;
-	size_t token_size;		/* length of its signed tokens, 0 unknown */
-
-	/* Time events already told to the listener for the current
-	 * credentials / token (reset when they are replaced). */
-	int refresh_told;
-	int expiry_told;
-	int token_told;
-};
-
-static int valid_locked(const struct role_state *r, int64_t now_mono);
-
-struct engine {
-	_Atomic(struct signer *) signer;
-	/* slots[0 .. n_slots) are allocated; slots are never freed or
-	 * reused while the engine lives.  The array is sized once. */
-	struct role_state **slots;
-	_Atomic size_t n_slots;
-	size_t cap_slots;
-	pthread_mutex_t reload_lock;	/* one reload at a time */
-
-	pthread_mutex_t workers_lock;
-	pthread_cond_t workers_done;
-	unsigned workers;		/* renewal threads running */
-
-	/* The timer thread tells the listener when time points pass. */
-	engine_listener_fn listener;	/* set once, before any read */
-	void *listener_arg;
-	pthread_t timer;
-	int timer_running;
-	pthread_mutex_t timer_lock;
-	pthread_cond_t timer_wake;	/* new deadlines, or stop */
-	int timer_stop;			/* protected by timer_lock */
-};
-
-/* Tells the listener that role r's files may show something new.  Never
- * called with a role lock held. */
-static void tell(struct role_state *r, unsigned what)
+int64_t engine_refresh_point(int64_t obtained, int64_t expires, double fraction,
+			     int64_t min_validity, double jitter, double u)
 {
-	struct engine *e = r->engine;
-
-	if (e->listener)
-		e->listener(e->listener_arg, r->index, what);
-}
-
-/* New deadlines exist: let the timer thread recompute its sleep. */
-static void wake_timer(struct engine *e)
-{
-	if (!e->timer_running)
-		return;
-	pthread_mutex_lock(&e->timer_lock);
-	pthread_cond_signal(&e->timer_wake);
-	pthread_mutex_unlock(&e->timer_lock);
-}
-
-static struct creds_box *box_of(struct creds *c)
-{
-	return (struct creds_box *)((char *)c - offsetof(struct creds_box, c));
-}
-
-void creds_unref(struct creds *c)
-{
-	struct creds_box *b;
-
-	if (!c)
-		return;
-	b = box_of(c);
-	if (atomic_fetch_sub(&b->refs, 1) == 1) {
-		sts_credentials_clear(&b->c.sts);
-		free(b);
-	}
-}
-
-int64_t engine_refresh_point(int64_t obtained, int64_t expires,
-			     double fraction, int64_t min_validity)
-{
-	int64_t lifetime = expires - obtained;
-	int64_t by_fraction, by_validity, point;
+	int64_t lifetime = expires - obtained, base, point, floor_at;
 
 	if (lifetime <= 0)
 		return obtained;
-	by_fraction = obtained + (int64_t)((double)lifetime * fraction);
-	by_validity = expires - min_validity;
-	point = by_fraction < by_validity ? by_fraction : by_validity;
-	return point < obtained ? obtained : point;
+	base = obtained + (int64_t)((double)lifetime * fraction);
+	if (expires - min_validity < base)
+		base = expires - min_validity;
+	if (base < obtained)
+		base = obtained;
+	point = base - (int64_t)((double)lifetime * jitter * u);
+	floor_at = obtained + lifetime / 20;
+	if (point < floor_at)
+		point = base < floor_at ? base : floor_at;
+	return point;
 }
 
-static int64_t holdoff_ms(unsigned failures)
+double engine_jitter_u(const char *host_id, const char *role_name)
 {
-	int64_t ms = RETRY_HOLDOFF_MIN_MS;
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+	uint64_t v = 0;
 
-	while (failures-- > 1 && ms < RETRY_HOLDOFF_MAX_MS)
-		ms *= 2;
-	return ms < RETRY_HOLDOFF_MAX_MS ? ms : RETRY_HOLDOFF_MAX_MS;
+	if (!HMAC(EVP_sha256(), host_id, (int)strlen(host_id),
+		  (const unsigned char *)role_name, strlen(role_name), mac, &len) ||
+	    len < 8)
+		return 0.5;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | mac[i];
+	return (double)(v >> 11) / 9007199254740992.0;	/* 53 bits / 2^53 */
 }
 
-static void set_error(struct sts_error *err, const char *code,
-		      const char *fmt, ...) PRINTF_LIKE(3, 4);
-
-static void set_error(struct sts_error *err, const char *code,
-		      const char *fmt, ...)
+/* The host's identity for jitter: host_id, else /etc/machine-id, else
+ * the host name.  malloc'd, NULL when out of memory. */
+static char *host_identity(const struct cfg *cfg)
 {
-	va_list ap;
-
-	memset(err, 0, sizeof(*err));
-	snprintf(err->code, sizeof(err->code), "%s", code);
-	va_start(ap, fmt);
-	vsnprintf(err->message, sizeof(err->message), fmt, ap);
-	va_end(ap);
-}
-
-/* ---- tokens ---------------------------------------------------------- */
-
-/* Reads a web identity token file afresh.  Returns a malloc'd token or
- * NULL with err filled.  The content is used as is, as botocore does. */
-static char *read_token_file(const char *path, struct sts_error *err)
-{
-	struct buf b;
-	char chunk[4096];
-	ssize_t n;
+	char buf[256] = "";
+	ssize_t n = -1;
 	int fd;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		set_error(err, "TokenFile", "cannot read web_identity_token_file %s: %s",
-			  path, strerror(errno));
-		return NULL;
+	if (cfg->fleet.host_id)
+		return strdup(cfg->fleet.host_id);
+	fd = open(MACHINE_ID_FILE, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
 	}
-	buf_init(&b, TOKEN_FILE_MAX);
-	while ((n = read(fd, chunk, sizeof(chunk))) > 0) {
-		if (buf_append(&b, chunk, (size_t)n)) {
-			OPENSSL_cleanse(chunk, sizeof(chunk));
-			close(fd);
-			set_error(err, "TokenFile",
-				  "web_identity_token_file %s is larger than %d bytes",
-				  path, TOKEN_FILE_MAX);
-			return NULL;
-		}
+	if (n > 0) {
+		buf[n] = '\0';
+		buf[strcspn(buf, "\r\n")] = '\0';
 	}
-	OPENSSL_cleanse(chunk, sizeof(chunk));
-	close(fd);
-	if (n < 0) {
-		buf_free(&b);
-		set_error(err, "TokenFile", "cannot read web_identity_token_file %s: %s",
-			  path, strerror(errno));
-		return NULL;
-	}
-	if (b.len < 4) {
-		buf_free(&b);
-		set_error(err, "TokenFile", "web_identity_token_file %s is empty",
-			  path);
-		return NULL;
-	}
-	return buf_steal(&b);
+	if (!buf[0] && gethostname(buf, sizeof(buf) - 1))
+		buf[0] = '\0';
+	return strdup(buf);
 }
 
-/* The signed token of r, re-signed once its refresh point has passed.
- * Called with r->lock held.  Returns a malloc'd copy or NULL with err. */
-static char *signed_token_locked(struct role_state *r, struct sts_error *err)
+/* ---- roles ------------------------------------------------------------ */
+
+void role_tell(struct role *r, unsigned what)
 {
 	struct engine *e = r->engine;
-	struct signer *signer = e->signer;
-	int64_t now_mono = clock_mono_ms(), now, lifetime, point, validity;
-	char *jwt;
 
-	if (r->token && now_mono < r->token_refresh_mono)
-		return secret_strdup(r->token);
-	if (!signer) {
-		set_error(err, "Signer", "no [signer] is configured");
-		return NULL;
-	}
-	now = clock_wall();
-	if (signer_sign(signer, r->cfg->x.subject, now, &jwt)) {
-		set_error(err, "Signer", "signing the token for role %s failed",
-			  r->cfg->name);
-		return NULL;
-	}
-	lifetime = signer_token_lifetime(signer);
-	/* The same rule as for credentials, with min_validity held to half
-	 * the token's lifetime so a short-lived token is not re-signed on
-	 * every read. */
-	validity = r->cfg->sched.min_validity < lifetime / 2 ? r->cfg->sched.min_validity
-						       : lifetime / 2;
-	point = engine_refresh_point(now, now + lifetime,
-				     r->cfg->sched.refresh_fraction, validity);
-	secret_free(r->token);
-	r->token = jwt;
-	r->token_exp = now + lifetime;
-	r->token_refresh_mono = now_mono + (point - now) * 1000;
-	r->token_told = 0;
-	wake_timer(e);
-	return secret_strdup(r->token);
-}
-
-int engine_get_token(struct engine *e, size_t i, char **out)
-{
-	struct role_state *r = e->slots[i];
-	struct sts_error err;
-	char *tok = NULL;
-
-	*out = NULL;
-	switch (r->cfg->x.token_source) {
-	case CFG_TOKEN_CHAINED:
-		return -ENOENT;
-	case CFG_TOKEN_FILE:
-		tok = read_token_file(r->cfg->x.web_identity_token_file, &err);
-		break;
-	case CFG_TOKEN_SIGNED:
-		pthread_mutex_lock(&r->lock);
-		tok = signed_token_locked(r, &err);
-		pthread_mutex_unlock(&r->lock);
-		break;
-	}
-	if (!tok) {
-		log_warn("role %s: token unavailable: %s: %s", r->cfg->name,
-			 err.code, err.message);
-		pthread_mutex_lock(&r->lock);
-		r->last_error = err;
-		r->has_error = 1;
-		pthread_mutex_unlock(&r->lock);
-		return -EIO;
-	}
-	*out = tok;
-	return 0;
-}
-
-/* ---- renewal --------------------------------------------------------- */
-
-/* One exchange for r, no lock held.  Returns 0 with *got, or -1 with err. */
-static int exchange(struct role_state *r, struct sts_credentials *got,
-		    struct sts_error *err, unsigned long *calls)
-{
-	const struct cfg_role *c = r->cfg;
-	struct sts_request req = {
-		.endpoint = c->x.aws.sts_endpoint,
-		.region = c->x.aws.region,
-		.ca_file = c->x.ca_file,
-		.role_arn = c->x.aws.role_arn,
-		.session_name = c->x.aws.session_name,
-		.duration_seconds = c->x.aws.duration_seconds,
-		.connect_timeout_ms = CONNECT_TIMEOUT_MS,
-		.timeout_ms = c->sched.wait_timeout > 2 ? c->sched.wait_timeout * 1000L : 2000L,
-	};
-	const struct cfg_session_extras *cx = &c->x.aws.extras;
-	struct sts_tag tags[64];
-	struct sts_extras extras = {
-		.policy = cx->policy,
-		.policy_arns = (const char *const *)cx->policy_arns,
-		.n_policy_arns = cx->n_policy_arns,
-		.external_id = cx->external_id,
-		.tags = tags,
-		.n_tags = cx->n_tags < ARRAY_SIZE(tags) ? cx->n_tags : ARRAY_SIZE(tags),
-		.transitive_tag_keys = (const char *const *)cx->transitive_tag_keys,
-		.n_transitive_tag_keys = cx->n_transitive_tag_keys,
-		.source_identity = cx->source_identity,
-	};
-	struct creds *source = NULL;
-	char *token = NULL;
-	int rc;
-
-	for (size_t k = 0; k < extras.n_tags; k++)
-		tags[k] = (struct sts_tag){ cx->tags[k].key, cx->tags[k].value };
-	req.extras = &extras;
-	if (c->x.token_source == CFG_TOKEN_CHAINED) {
-		if (engine_get_credentials(r->engine, r->source_slot, &source)) {
-			set_error(err, "SourceRole",
-				  "source role %s has no valid credentials (see its status)",
-				  c->x.source_role);
-			return -1;
-		}
-		req.action = STS_ASSUME_ROLE;
-		req.source = &source->sts;
-	} else {
-		if (c->x.token_source == CFG_TOKEN_FILE) {
-			token = read_token_file(c->x.web_identity_token_file, err);
-		} else {
-			pthread_mutex_lock(&r->lock);
-			token = signed_token_locked(r, err);
-			pthread_mutex_unlock(&r->lock);
-		}
-		if (!token)
-			return -1;
-		req.action = STS_ASSUME_ROLE_WITH_WEB_IDENTITY;
-		req.web_identity_token = token;
-	}
-	rc = sts_exchange(&req, got, err, calls);
-	secret_free(token);
-	creds_unref(source);
-	return rc;
-}
-
-static void worker_exit(struct engine *e)
-{
-	pthread_mutex_lock(&e->workers_lock);
-	e->workers--;
-	pthread_cond_broadcast(&e->workers_done);
-	pthread_mutex_unlock(&e->workers_lock);
-}
-
-/* The renewal thread: one exchange, then publish the result and wake
- * every reader waiting on the role. */
-static void *renewal_main(void *arg)
-{
-	struct role_state *r = arg;
-	struct engine *e = r->engine;
-	struct sts_credentials got = {0};
-	struct sts_error err = {0};
-	struct creds_box *box = NULL, *old = NULL;
-	unsigned long calls = 0;
-	int64_t wall, mono, point;
-	char when[21], next[21];
-	unsigned what = ENGINE_CHANGED_STATUS;
-	int rc;
-
-	unsigned long gen;
-
-	pthread_mutex_lock(&r->lock);
-	gen = r->settings_gen;
-	pthread_mutex_unlock(&r->lock);
-	tell(r, ENGINE_CHANGED_STATUS);	/* status shows "renewing" */
-	rc = exchange(r, &got, &err, &calls);
-	wall = clock_wall();
-	mono = clock_mono_ms();
-	if (rc == 0 && got.expiration <= wall) {
-		set_error(&err, "Expired",
-			  "STS returned credentials that have already expired (check the clock)");
-		sts_credentials_clear(&got);
-		rc = -1;
-	}
-	if (rc == 0) {
-		box = calloc(1, sizeof(*box));
-		if (!box) {
-			set_error(&err, "NoMemory", "out of memory");
-			sts_credentials_clear(&got);
-			rc = -1;
-		}
-	}
-
-	pthread_mutex_lock(&r->lock);
-	r->sts_calls += calls;
-	r->last_attempt = wall;
-	if (gen != r->settings_gen) {
-		/* The role was changed or removed meanwhile: this result
-		 * answers settings that are gone. */
-		if (rc == 0)
-			sts_credentials_clear(&got);
-		free(box);
-		box = NULL;
-		rc = -1;
-		set_error(&err, "Reloaded", "the role changed during the renewal");
-	} else if (rc == 0) {
-		atomic_init(&box->refs, 1);
-		box->c.sts = got;
-		box->c.obtained = wall;
-		point = engine_refresh_point(wall, got.expiration,
-					     r->cfg->sched.refresh_fraction,
-					     r->cfg->sched.min_validity);
-		old = r->current;
-		if (valid_locked(r, mono))
-			what |= ENGINE_CHANGED_CREDS;
-		if (r->cfg->x.token_source == CFG_TOKEN_SIGNED)
-			what |= ENGINE_CHANGED_TOKEN;
-		r->current = box;
-		r->expires_mono = mono + (got.expiration - wall) * 1000;
-		r->refresh_mono = mono + (point - wall) * 1000;
-		r->refresh_wall = point;
-		r->renewals++;
-		r->refresh_told = 0;
-		r->expiry_told = 0;
-		r->failures = 0;
-		r->has_error = 0;
-		r->last_refresh = wall;
-		clock_format_rfc3339(got.expiration, when);
-		clock_format_rfc3339(point, next);
-	} else {
-		r->failures++;
-		r->holdoff_until_mono = mono + holdoff_ms(r->failures);
-		r->has_error = 1;
-		r->last_error = err;
-	}
-	r->renewing = 0;
-	r->renewal_seq++;
-	pthread_cond_broadcast(&r->renewed);
-	pthread_mutex_unlock(&r->lock);
-
-	if (rc == 0)
-		log_info("role %s: renewed (%lu STS call%s), expires %s, next refresh %s",
-			 r->cfg->name, calls, calls == 1 ? "" : "s", when, next);
-	else
-		log_warn("role %s: renewal failed: %s: %s", r->cfg->name,
-			 err.code, err.message);
-	if (old)
-		creds_unref(&old->c);
-	wake_timer(e);
-	tell(r, what);
-	worker_exit(e);
-	return NULL;
-}
-
-/* Starts the renewal thread unless one runs.  Called with r->lock held. */
-static void start_renewal_locked(struct role_state *r)
-{
-	struct engine *e = r->engine;
-	pthread_attr_t attr;
-	pthread_t tid;
-
-	if (r->renewing)
+	if (!e || !what || !e->listener || atomic_load(&e->silenced))
 		return;
-	r->renewing = 1;
-	pthread_mutex_lock(&e->workers_lock);
-	e->workers++;
-	pthread_mutex_unlock(&e->workers_lock);
-
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&tid, &attr, renewal_main, r) != 0) {
-		r->renewing = 0;
-		r->has_error = 1;
-		set_error(&r->last_error, "NoThread", "cannot start a renewal thread");
-		worker_exit(e);
-	}
-	pthread_attr_destroy(&attr);
+	atomic_fetch_add(&e->telling, 1);
+	if (!atomic_load(&e->silenced))
+		e->listener(e->listener_arg, r, what);
+	atomic_fetch_sub(&e->telling, 1);
 }
 
-static int valid_locked(const struct role_state *r, int64_t now_mono)
+int role_valid_locked(const struct role *r, int64_t now_boot)
 {
-	return r->current && now_mono + EXPIRY_MARGIN_MS < r->expires_mono &&
-	       clock_wall() < r->current->c.sts.expiration;
+	return r->current && now_boot + EXPIRY_MARGIN_MS < r->expires_boot &&
+	       clock_wall() < r->current->expires;
 }
 
-int engine_get_credentials(struct engine *e, size_t i, struct creds **out)
+void role_set_error_locked(struct role *r, const struct exchange_error *err)
 {
-	struct role_state *r = e->slots[i];
-	int64_t now = clock_mono_ms();
-	int64_t deadline = now + (int64_t)r->cfg->sched.wait_timeout * 1000;
-	struct timespec ts = clock_deadline_ms(deadline - now);
-	unsigned long seq;
-	int waited = 0;
-
-	*out = NULL;
-	pthread_mutex_lock(&r->lock);
-	seq = r->renewal_seq;
-	for (;;) {
-		if (valid_locked(r, now)) {
-			/* Background renewals respect the failure hold-off
-			 * too, so a read loop cannot hammer a failing STS. */
-			if (now >= r->refresh_mono &&
-			    !(r->failures && now < r->holdoff_until_mono))
-				start_renewal_locked(r);
-			atomic_fetch_add(&r->current->refs, 1);
-			*out = &r->current->c;
-			pthread_mutex_unlock(&r->lock);
-			return 0;
-		}
-		/* A renewal we waited for ended without valid credentials. */
-		if (waited && r->renewal_seq != seq && !r->renewing)
-			break;
-		if (!r->renewing) {
-			if (r->failures && now < r->holdoff_until_mono)
-				break;
-			start_renewal_locked(r);
-		}
-		if (now >= deadline)
-			break;
-		waited = 1;
-		if (pthread_cond_timedwait(&r->renewed, &r->lock, &ts) == ETIMEDOUT)
-			now = deadline;
-		else
-			now = clock_mono_ms();
-	}
-	pthread_mutex_unlock(&r->lock);
-	return -EIO;
+	r->error = *err;
+	r->has_error = 1;
 }
 
-int engine_peek_credentials(struct engine *e, size_t i, struct creds **out)
+void role_count_outcome_locked(struct role *r, const char *code)
 {
-	struct role_state *r = e->slots[i];
-	int rc = -EAGAIN;
-
-	*out = NULL;
-	pthread_mutex_lock(&r->lock);
-	if (valid_locked(r, clock_mono_ms())) {
-		atomic_fetch_add(&r->current->refs, 1);
-		*out = &r->current->c;
-		rc = 0;
-	}
-	pthread_mutex_unlock(&r->lock);
-	return rc;
-}
-
-int engine_peek_token(struct engine *e, size_t i, char **out)
-{
-	struct role_state *r = e->slots[i];
-	int rc = -EAGAIN;
-
-	*out = NULL;
-	pthread_mutex_lock(&r->lock);
-	if (r->token && clock_mono_ms() < r->token_refresh_mono) {
-		*out = secret_strdup(r->token);
-		rc = *out ? 0 : -ENOMEM;
-	}
-	pthread_mutex_unlock(&r->lock);
-	return rc;
-}
-
-/* ---- time events ----------------------------------------------------- */
-
-/* The time points of r not yet told: due ones are marked told and make
- * *due true; *next is lowered to the earliest one still ahead. */
-static void role_time_points(struct role_state *r, int64_t now,
-			     unsigned *due, int64_t *next)
-{
-	struct {
-		int *told;
-		int64_t at;
-		int armed;
-		unsigned what;
-	} points[] = {
-		{&r->refresh_told, r->refresh_mono, r->current != NULL,
-		 ENGINE_CHANGED_CREDS},
-		{&r->expiry_told, r->expires_mono - EXPIRY_MARGIN_MS,
-		 r->current != NULL, ENGINE_CHANGED_CREDS | ENGINE_CHANGED_STATUS},
-		{&r->token_told, r->token_refresh_mono, r->token != NULL,
-		 ENGINE_CHANGED_TOKEN},
-	};
-
-	*due = 0;
-	for (size_t k = 0; k < ARRAY_SIZE(points); k++) {
-		if (!points[k].armed || *points[k].told)
-			continue;
-		if (now >= points[k].at) {
-			*points[k].told = 1;
-			*due |= points[k].what;
-		} else if (points[k].at < *next) {
-			*next = points[k].at;
+	for (size_t i = 0; i < r->n_outcomes; i++) {
+		if (!strcmp(r->outcomes[i].code, code)) {
+			r->outcomes[i].count++;
+			return;
 		}
 	}
-}
-
-/* Tells the listener about refresh points and expiries as they pass, so
- * cached copies of the files (the kernel's page cache) never outlive the
- * credentials they show.  Sleeps until the earliest pending point, at most
- * a second at a time. */
-static void *timer_main(void *arg)
-{
-	struct engine *e = arg;
-
-	for (;;) {
-		int64_t now = clock_mono_ms(), next = now + 1000;
-		struct timespec ts;
-
-		size_t n = e->n_slots;
-
-		for (size_t i = 0; i < n; i++) {
-			struct role_state *r = e->slots[i];
-			unsigned due;
-
-			if (r->retired)
-				continue;
-			pthread_mutex_lock(&r->lock);
-			role_time_points(r, now, &due, &next);
-			pthread_mutex_unlock(&r->lock);
-			if (due)
-				tell(r, due);
-		}
-		ts = clock_deadline_ms(next > now ? next - now : 1);
-		pthread_mutex_lock(&e->timer_lock);
-		if (!e->timer_stop)
-			pthread_cond_timedwait(&e->timer_wake, &e->timer_lock, &ts);
-		if (e->timer_stop) {
-			pthread_mutex_unlock(&e->timer_lock);
-			return NULL;
-		}
-		pthread_mutex_unlock(&e->timer_lock);
+	if (r->n_outcomes == ENGINE_OUTCOMES) {
+		r->other_outcomes++;
+		return;
 	}
+	snprintf(r->outcomes[r->n_outcomes].code,
+		 sizeof(r->outcomes[r->n_outcomes].code), "%s", code);
+	r->outcomes[r->n_outcomes++].count = 1;
 }
 
-int engine_set_listener(struct engine *e, engine_listener_fn fn, void *arg)
+static struct role *role_new(struct engine *e, struct generation *gen,
+			     size_t index, const char *host_id)
 {
-	e->listener = fn;
-	e->listener_arg = arg;
-	if (e->timer_running)
-		return 0;
-	if (pthread_create(&e->timer, NULL, timer_main, e))
-		return -1;
-	e->timer_running = 1;
-	return 0;
-}
-
-size_t engine_token_size(struct engine *e, size_t i)
-{
-	struct role_state *r = e->slots[i];
-	size_t n;
-	char *jwt;
-
-	struct signer *signer = e->signer;
-
-	if (r->cfg->x.token_source != CFG_TOKEN_SIGNED || !signer)
-		return 0;
-	pthread_mutex_lock(&r->lock);
-	if (!r->token_size && r->token) {
-		r->token_size = strlen(r->token);
-	} else if (!r->token_size &&
-		   signer_sign(signer, r->cfg->x.subject, clock_wall(), &jwt) == 0) {
-		r->token_size = strlen(jwt);
-		secret_free(jwt);
-	}
-	n = r->token_size;
-	pthread_mutex_unlock(&r->lock);
-	return n;
-}
-
-unsigned long engine_sts_calls(struct engine *e, size_t i)
-{
-	struct role_state *r = e->slots[i];
-	unsigned long n;
-
-	pthread_mutex_lock(&r->lock);
-	n = r->sts_calls;
-	pthread_mutex_unlock(&r->lock);
-	return n;
-}
-
-/* ---- status ---------------------------------------------------------- */
-
-static json_t *time_or_null(int64_t t)
-{
-	char s[21];
-
-	if (!t)
-		return json_null();
-	clock_format_rfc3339(t, s);
-	return json_string(s);
-}
-
-static const char *source_name(enum cfg_token_source s)
-{
-	switch (s) {
-	case CFG_TOKEN_SIGNED:
-		return "signed";
-	case CFG_TOKEN_FILE:
-		return "token_file";
-	case CFG_TOKEN_CHAINED:
-		return "source_role";
-	}
-	return "unknown";
-}
-
-char *engine_status(struct engine *e, size_t i)
-{
-	struct role_state *r = e->slots[i];
-	int64_t now_mono = clock_mono_ms();
-	const char *state;
-	json_t *o, *err = NULL;
-	char *text = NULL;
-	int64_t expiration = 0, next = 0;
-
-	o = json_object();
-	if (!o)
-		return NULL;
-	pthread_mutex_lock(&r->lock);
-	if (valid_locked(r, now_mono))
-		state = r->renewing ? "renewing" : r->has_error ? "stale" : "valid";
-	else if (r->renewing)
-		state = "renewing";
-	else if (r->has_error)
-		state = "error";
-	else if (r->current)
-		state = "expired";
-	else
-		state = "idle";
-	if (r->current) {
-		expiration = r->current->c.sts.expiration;
-		next = r->refresh_wall;
-	}
-	if (r->has_error) {
-		err = json_pack("{s:s, s:s, s:i}", "code", r->last_error.code,
-				"message", r->last_error.message, "http_status",
-				r->last_error.http_status);
-	}
-	json_object_set_new(o, "role", json_string(r->cfg->name));
-	json_object_set_new(o, "state", json_string(state));
-	json_object_set_new(o, "role_arn", json_string(r->cfg->x.aws.role_arn));
-	json_object_set_new(o, "token_source",
-			    json_string(source_name(r->cfg->x.token_source)));
-	if (r->cfg->x.token_source == CFG_TOKEN_CHAINED)
-		json_object_set_new(o, "source_role",
-				    json_string(r->cfg->x.source_role));
-	json_object_set_new(o, "session_name", json_string(r->cfg->x.aws.session_name));
-	json_object_set_new(o, "sts_endpoint", json_string(r->cfg->x.aws.sts_endpoint));
-	json_object_set_new(o, "duration_seconds",
-			    json_integer(r->cfg->x.aws.duration_seconds));
-	if (r->cfg->x.token_source == CFG_TOKEN_CHAINED)
-		json_object_set_new(o, "note", json_string(
-			"role chaining: STS caps chained sessions at 3600 seconds"));
-	if (r->current && r->current->c.sts.assumed_role_arn)
-		json_object_set_new(o, "assumed_role_arn",
-				    json_string(r->current->c.sts.assumed_role_arn));
-	json_object_set_new(o, "expiration", time_or_null(expiration));
-	json_object_set_new(o, "next_refresh", time_or_null(next));
-	json_object_set_new(o, "last_refresh", time_or_null(r->last_refresh));
-	json_object_set_new(o, "last_attempt", time_or_null(r->last_attempt));
-	json_object_set_new(o, "last_error", err ? err : json_null());
-	json_object_set_new(o, "renewals", json_integer((json_int_t)r->renewals));
-	json_object_set_new(o, "sts_calls", json_integer((json_int_t)r->sts_calls));
-	pthread_mutex_unlock(&r->lock);
-
-	text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	json_decref(o);
-	if (text) {
-		size_t n = strlen(text);
-		char *t = realloc(text, n + 2);
-
-		if (!t) {
-			free(text);
-			return NULL;
-		}
-		t[n] = '\n';
-		t[n + 1] = '\0';
-		text = t;
-	}
-	return text;
-}
-
-/* ---- life ------------------------------------------------------------ */
-
-/* A fresh role in slot i; NULL when out of memory. */
-static struct role_state *role_new(struct engine *e, size_t i,
-				   const struct cfg_role *c)
-{
-	struct role_state *r = calloc(1, sizeof(*r));
+	const struct cfg_role *c = &gen->cfg->roles[index];
+	struct role *r = calloc(1, sizeof(*r));
 	pthread_condattr_t ca;
 
 	if (!r)
 		return NULL;
-	r->engine = e;
-	r->index = i;
-	atomic_init(&r->cfg, c);
-	atomic_init(&r->source_slot, 0);
-	atomic_init(&r->retired, 0);
+	atomic_init(&r->refs, 1);
+	memcpy(r->name, c->name, sizeof(r->name));
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&r->renewed, &ca);
+	pthread_cond_init(&r->changed, &ca);
 	pthread_condattr_destroy(&ca);
+	r->engine = e;
+	r->gen = generation_ref(gen);
+	r->cfg = c;
+	r->index = index;
+	r->jitter_u = engine_jitter_u(host_id, r->name);
+	heap_node_init(&r->job.node);
+	heap_node_init(&r->tok.node);
+	for (int k = 0; k < RT_COUNT; k++) {
+		heap_node_init(&r->timers[k].node);
+		r->timers[k].role = r;
+		r->timers[k].kind = (enum role_timer_kind)k;
+	}
 	return r;
 }
 
-static void role_free(struct role_state *r)
+struct role *role_ref(struct role *r)
 {
-	if (r->current)
-		creds_unref(&r->current->c);
-	secret_free(r->token);
+	if (r)
+		atomic_fetch_add(&r->refs, 1);
+	return r;
+}
+
+void role_unref(struct role *r)
+{
+	if (!r || atomic_fetch_sub(&r->refs, 1) != 1)
+		return;
+	/* The last reference: nothing can be queued or armed any more
+	 * (queues and timers hold references). */
+	creds_unref(r->current);
+	token_unref(r->tok.current);
+	token_unref(r->job.token);
+	creds_unref(r->job.source);
+	secret_free(r->job.carry);
+	generation_unref(r->job.gen);
+	generation_unref(r->gen);
+	role_unref(r->source);
+	for (size_t i = 0; i < r->n_dependents; i++)
+		role_unref(r->dependents[i]);
+	free(r->dependents);
 	pthread_mutex_destroy(&r->lock);
-	pthread_cond_destroy(&r->renewed);
+	pthread_cond_destroy(&r->changed);
 	free(r);
 }
 
-struct engine *engine_new(const struct cfg *cfg, struct signer *signer)
+const char *role_name(const struct role *r)
+{
+	return r->name;
+}
+
+const struct cfg_role *role_settings(struct role *r, struct generation **gen)
+{
+	const struct cfg_role *c = NULL;
+
+	*gen = NULL;
+	pthread_mutex_lock(&r->lock);
+	if (!r->removed) {
+		*gen = generation_ref(r->gen);
+		c = r->cfg;
+	}
+	pthread_mutex_unlock(&r->lock);
+	return c;
+}
+
+/* Drops what r obtained with settings that are gone: credentials, token,
+ * the renewal in flight (its result will be discarded), the hold-off. */
+static void role_reset_locked(struct role *r)
+{
+	renew_cancel_locked(r);
+	token_drop_locked(r);
+	creds_unref(r->current);
+	r->current = NULL;
+	timers_cancel_locked(r, RT_REFRESH);
+	timers_cancel_locked(r, RT_EXPIRY);
+	r->has_error = 0;
+	r->failures = 0;
+	r->holdoff_until_boot = 0;
+	r->settings_gen++;
+	pthread_cond_broadcast(&r->changed);
+}
+
+/* Moves the refresh point of the current credentials to the role's
+ * schedule (after a reload changed it). */
+static void role_reschedule_locked(struct role *r)
+{
+	const struct cfg_schedule *s = &r->cfg->sched;
+	int64_t now_wall = clock_wall(), now_boot = clock_boot_ms(), point;
+
+	if (!r->current)
+		return;
+	point = engine_refresh_point(r->current->obtained, r->current->expires,
+				     s->refresh_fraction, s->min_validity,
+				     s->refresh_jitter, r->jitter_u);
+	r->refresh_wall = point;
+	r->refresh_boot = now_boot + (point - now_wall) * 1000;
+	creds_set_refresh_at(r->current, point);
+	timers_arm_locked(r, RT_REFRESH, r->refresh_boot);
+}
+
+/* ---- the public questions ---------------------------------------------- */
+
+struct role *engine_role(struct engine *e, const char *name)
+{
+	struct role *r = NULL;
+	size_t i;
+
+	pthread_mutex_lock(&e->roles_lock);
+	if (!name_index_find(&e->names, name, &i))
+		r = role_ref(e->roles[i]);
+	pthread_mutex_unlock(&e->roles_lock);
+	return r;
+}
+
+struct generation *engine_generation(struct engine *e)
+{
+	struct generation *g;
+
+	pthread_mutex_lock(&e->roles_lock);
+	g = generation_ref(e->gen);
+	pthread_mutex_unlock(&e->roles_lock);
+	return g;
+}
+
+/* Why a reader gave up waiting, for status. */
+static void note_failed_read_locked(struct role *r)
+{
+	const char *why;
+
+	switch (r->job.stage) {
+	case JOB_PREP:
+	case JOB_WAIT_TOKEN:
+		why = "the web identity token was not ready within wait_timeout";
+		break;
+	case JOB_WAIT_SOURCE:
+		why = "the source role had no credentials within wait_timeout";
+		break;
+	case JOB_QUEUED:
+		why = "the request was still queued behind max_sts_rate or max_sts_inflight when wait_timeout passed";
+		break;
+	case JOB_RUNNING:
+	case JOB_WAIT_RETRY:
+		why = "the token endpoint did not answer within wait_timeout";
+		break;
+	default:
+		why = r->has_error ? "the last renewal failed (see last_error)" :
+				     "no credentials could be had";
+		break;
+	}
+	r->last_failed_read = clock_wall();
+	snprintf(r->failed_read_reason, sizeof(r->failed_read_reason), "%s (%d s)",
+		 why, r->cfg->sched.wait_timeout);
+}
+
+static int in_holdoff_locked(const struct role *r, int64_t now_boot)
+{
+	return r->failures && now_boot < r->holdoff_until_boot;
+}
+
+/* Waits for a renewal to give r valid credentials; 0 or -EIO.  Called
+ * with r->lock held, returns with it held. */
+static int wait_for_credentials_locked(struct role *r)
+{
+	struct timespec ts = clock_deadline_ms((int64_t)r->cfg->sched.wait_timeout * 1000);
+	unsigned long seq = r->renewal_seq;
+	int waited = 0, rc = -EIO;
+
+	r->readers_waiting++;
+	for (;;) {
+		int64_t now = clock_boot_ms();
+
+		if (role_valid_locked(r, now)) {
+			rc = 0;
+			break;
+		}
+		if (r->removed)
+			break;
+		/* The renewal this reader waited for ended without them. */
+		if (waited && r->renewal_seq != seq && r->job.stage == JOB_NONE)
+			break;
+		if (r->job.stage == JOB_NONE) {
+			if (in_holdoff_locked(r, now))
+				break;
+			renew_start_locked(r, 1);
+		} else if (!r->job.cold) {
+			renew_start_locked(r, 1);	/* jumps the queue */
+		}
+		waited = 1;
+		if (pthread_cond_timedwait(&r->changed, &r->lock, &ts) == ETIMEDOUT) {
+			if (role_valid_locked(r, clock_boot_ms()))
+				rc = 0;
+			else
+				note_failed_read_locked(r);
+			break;
+		}
+	}
+	r->readers_waiting--;
+	return rc;
+}
+
+int engine_credentials(struct role *r, enum engine_wait w, struct creds **out)
+{
+	int64_t now;
+	int rc = 0;
+
+	*out = NULL;
+	pthread_mutex_lock(&r->lock);
+	if (r->removed || !r->engine) {
+		pthread_mutex_unlock(&r->lock);
+		return -ENOENT;
+	}
+	now = clock_boot_ms();
+	if (role_valid_locked(r, now)) {
+		if (w == ENGINE_WAIT && now >= r->refresh_boot &&
+		    r->job.stage == JOB_NONE && !in_holdoff_locked(r, now))
+			renew_start_locked(r, 0);
+	} else if (w == ENGINE_PEEK) {
+		rc = -EAGAIN;
+	} else {
+		rc = wait_for_credentials_locked(r);
+	}
+	if (!rc)
+		*out = creds_ref(r->current);
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+/* ---- snapshots and statistics ------------------------------------------ */
+
+static enum role_state state_locked(const struct role *r, int64_t now)
+{
+	int busy = r->job.stage != JOB_NONE;
+
+	if (role_valid_locked(r, now))
+		return busy ? ROLE_RENEWING : r->has_error ? ROLE_STALE : ROLE_VALID;
+	if (busy)
+		return ROLE_RENEWING;
+	if (r->has_error)
+		return ROLE_ERROR;
+	return r->current ? ROLE_EXPIRED : ROLE_IDLE;
+}
+
+static enum role_waiting waiting_locked(const struct role *r)
+{
+	switch (r->job.stage) {
+	case JOB_PREP:
+	case JOB_WAIT_TOKEN:
+		return WAITING_TOKEN;
+	case JOB_WAIT_SOURCE:
+		return WAITING_SOURCE;
+	case JOB_QUEUED:
+		return WAITING_LIMITER;
+	case JOB_RUNNING:
+		return WAITING_ENDPOINT;
+	case JOB_WAIT_RETRY:
+		return WAITING_RETRY;
+	case JOB_NONE:
+		break;
+	}
+	return r->tok.busy ? WAITING_TOKEN : WAITING_NOTHING;
+}
+
+int engine_snapshot(struct role *r, struct role_snapshot *s)
+{
+	int rc = 0;
+
+	memset(s, 0, sizeof(*s));
+	pthread_mutex_lock(&r->lock);
+	if (r->removed) {
+		rc = -ENOENT;
+		goto out;
+	}
+	s->state = state_locked(r, clock_boot_ms());
+	if (r->current) {
+		s->expiration = r->current->expires;
+		s->next_refresh = r->refresh_wall;
+		if (r->current->assumed_role_arn &&
+		    !(s->assumed_role_arn = strdup(r->current->assumed_role_arn)))
+			rc = -ENOMEM;
+	}
+	s->last_refresh = r->last_refresh;
+	s->last_attempt = r->last_attempt;
+	s->has_error = r->has_error;
+	s->error = r->error;
+	s->waiting = waiting_locked(r);
+	s->waiting_since = r->job.stage != JOB_NONE ? r->job.since_wall :
+			   r->tok.busy ? r->tok.busy_since_wall : 0;
+	s->attempt = r->job.stage != JOB_NONE ? r->job.attempt : 0;
+	s->in_flight = r->job.stage == JOB_RUNNING;
+	s->readers_waiting = r->readers_waiting;
+	s->behind = r->job.behind;
+	s->last_failed_read = r->last_failed_read;
+	memcpy(s->failed_read_reason, r->failed_read_reason,
+	       sizeof(s->failed_read_reason));
+	s->renewals = r->renewals;
+	s->renewal_failures = r->renewal_failures;
+	s->requests = r->requests;
+	memcpy(s->outcomes, r->outcomes, sizeof(s->outcomes));
+	s->n_outcomes = r->n_outcomes;
+	s->other_outcomes = r->other_outcomes;
+out:
+	pthread_mutex_unlock(&r->lock);
+	if (rc)
+		role_snapshot_clear(s);
+	return rc;
+}
+
+void role_snapshot_clear(struct role_snapshot *s)
+{
+	free(s->assumed_role_arn);
+	memset(s, 0, sizeof(*s));
+}
+
+const char *role_state_name(enum role_state s)
+{
+	static const char *const names[] = {
+		[ROLE_IDLE] = "idle", [ROLE_VALID] = "valid",
+		[ROLE_RENEWING] = "renewing", [ROLE_STALE] = "stale",
+		[ROLE_ERROR] = "error", [ROLE_EXPIRED] = "expired",
+	};
+
+	return names[s];
+}
+
+const char *role_waiting_name(enum role_waiting w)
+{
+	static const char *const names[] = {
+		[WAITING_NOTHING] = "nothing", [WAITING_TOKEN] = "token",
+		[WAITING_SOURCE] = "source_role", [WAITING_LIMITER] = "limiter",
+		[WAITING_ENDPOINT] = "endpoint", [WAITING_RETRY] = "retry",
+	};
+
+	return names[w];
+}
+
+void engine_stats(struct engine *e, struct engine_stats *out)
+{
+	size_t in_use = 0;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&e->roles_lock);
+	out->roles_configured = e->n_roles;
+	for (size_t i = 0; i < e->n_roles; i++) {
+		struct role *r = e->roles[i];
+
+		pthread_mutex_lock(&r->lock);
+		in_use += r->current || r->tok.current;
+		pthread_mutex_unlock(&r->lock);
+	}
+	pthread_mutex_unlock(&e->roles_lock);
+	out->roles_in_use = in_use;
+	pthread_mutex_lock(&e->sched_lock);
+	out->queued = e->queue.n;
+	out->behind = e->behind;
+	out->in_flight = e->limiter.inflight;
+	out->rate_in_force = limiter_rate(&e->limiter, clock_boot_ms());
+	out->throttle_events = e->limiter.throttle_events;
+	memcpy(out->latency_buckets, e->latency_buckets,
+	       sizeof(out->latency_buckets));
+	out->latency_sum = e->latency_sum;
+	out->latency_count = e->latency_count;
+	pthread_mutex_unlock(&e->sched_lock);
+}
+
+void engine_each_role(struct engine *e, void (*fn)(void *arg, struct role *r),
+		      void *arg)
+{
+	struct role **copy;
+	size_t n;
+
+	pthread_mutex_lock(&e->roles_lock);
+	n = e->n_roles;
+	copy = malloc((n + 1) * sizeof(*copy));
+	for (size_t i = 0; copy && i < n; i++)
+		copy[i] = role_ref(e->roles[i]);
+	pthread_mutex_unlock(&e->roles_lock);
+	if (!copy)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		fn(arg, copy[i]);
+		role_unref(copy[i]);
+	}
+	free(copy);
+}
+
+/* ---- life and reload --------------------------------------------------- */
+
+/* What a reload must do to role r (already in the new table at index i). */
+static unsigned apply_settings(struct role *r, struct generation *gen,
+			       size_t i, const struct signer *old_signer)
+{
+	const struct cfg_role *c = &gen->cfg->roles[i], *old;
+	struct generation *old_gen;
+	unsigned what = 0;
+	int renew, reschedule;
+
+	pthread_mutex_lock(&r->lock);
+	old_gen = r->gen;
+	old = r->cfg;
+	renew = !cfg_exchange_equal(&old->x, &c->x) ||
+		(c->x.token_source == CFG_TOKEN_SIGNED &&
+		 !signer_same_tokens(gen->signer, old_signer));
+	reschedule = !cfg_schedule_equal(&old->sched, &c->sched);
+	if (!cfg_presentation_equal(&old->pres, &c->pres))
+		what |= ENGINE_CHANGED_PRESENTATION;
+	r->gen = generation_ref(gen);
+	r->cfg = c;
+	r->index = i;
+	if (renew) {
+		role_reset_locked(r);
+		what |= ENGINE_CHANGED_CREDS | ENGINE_CHANGED_TOKEN |
+			ENGINE_CHANGED_STATUS;
+	} else if (reschedule) {
+		role_reschedule_locked(r);
+	}
+	pthread_mutex_unlock(&r->lock);
+	generation_unref(old_gen);
+	if (renew)
+		log_info("role %s: exchange settings changed; renewed on its next read",
+			 r->name);
+	return what;
+}
+
+/* Points each chained role of the table at its source. */
+static void link_sources(struct role **roles, const struct cfg *cfg)
+{
+	for (size_t i = 0; i < cfg->n_roles; i++) {
+		struct role *r = roles[i], *old;
+
+		pthread_mutex_lock(&r->lock);
+		old = r->source;
+		r->source = cfg->roles[i].x.token_source == CFG_TOKEN_CHAINED ?
+				    role_ref(roles[cfg->roles[i].source_index]) :
+				    NULL;
+		pthread_mutex_unlock(&r->lock);
+		role_unref(old);
+	}
+}
+
+/* Retires r: it answers -ENOENT from now on. */
+static void retire(struct role *r)
+{
+	struct role *source;
+
+	pthread_mutex_lock(&r->lock);
+	r->removed = 1;
+	role_reset_locked(r);
+	source = r->source;
+	r->source = NULL;
+	pthread_mutex_unlock(&r->lock);
+	renew_release_dependents(r);
+	role_unref(source);
+	role_tell(r, ENGINE_CHANGED_REMOVED | ENGINE_CHANGED_CREDS |
+		  ENGINE_CHANGED_TOKEN | ENGINE_CHANGED_STATUS);
+	log_info("role %s: removed", r->name);
+}
+
+struct reload_plan {
+	struct role **roles;		/* the new table */
+	struct name_index names;
+	unsigned char *kept;		/* per old role */
+	unsigned char *fresh;		/* per new role: created by this reload */
+	char *host_id;
+};
+
+static void plan_free(struct reload_plan *p, size_t n_new)
+{
+	for (size_t i = 0; p->roles && p->fresh && i < n_new; i++)
+		if (p->fresh[i] && p->roles[i]) {
+			p->roles[i]->engine = NULL;
+			role_unref(p->roles[i]);
+		}
+	free(p->roles);
+	name_index_free(&p->names);
+	free(p->kept);
+	free(p->fresh);
+	free(p->host_id);
+}
+
+/* Builds the new table without changing anything.  0 or -ENOMEM. */
+static int plan_reload(struct engine *e, struct generation *gen,
+		       struct reload_plan *p)
+{
+	const struct cfg *cfg = gen->cfg;
+	size_t i, old;
+
+	memset(p, 0, sizeof(*p));
+	p->roles = calloc(cfg->n_roles + 1, sizeof(*p->roles));
+	p->kept = calloc(e->n_roles + 1, 1);
+	p->fresh = calloc(cfg->n_roles + 1, 1);
+	p->host_id = host_identity(cfg);
+	if (!p->roles || !p->kept || !p->fresh || !p->host_id)
+		return -ENOMEM;
+	for (i = 0; i < cfg->n_roles; i++) {
+		const char *name = cfg->roles[i].name;
+
+		if (!name_index_find(&e->names, name, &old)) {
+			p->roles[i] = e->roles[old];
+			p->kept[old] = 1;
+		} else {
+			p->roles[i] = role_new(e, gen, i, p->host_id);
+			p->fresh[i] = 1;
+			if (!p->roles[i])
+				return -ENOMEM;
+		}
+		if (name_index_add(&p->names, p->roles[i]->name, i, NULL))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+int engine_reload(struct engine *e, struct generation *gen)
+{
+	struct reload_plan p;
+	struct signer *old_signer;
+	struct generation *old_gen;
+	struct role **old_roles, **told;
+	unsigned *what;
+	size_t n_old, n_new = gen->cfg->n_roles;
+	int host_changed;
+
+	pthread_mutex_lock(&e->roles_lock);
+	what = calloc(n_new + 1, sizeof(*what));
+	told = calloc(n_new + 1, sizeof(*told));
+	if (!what || !told || plan_reload(e, gen, &p)) {
+		plan_free(&p, n_new);
+		pthread_mutex_unlock(&e->roles_lock);
+		free(what);
+		free(told);
+		log_error("reload: out of memory; the configuration in force is unchanged");
+		return -ENOMEM;
+	}
+	/* From here on nothing fails. */
+	old_gen = e->gen;
+	old_signer = old_gen->signer;
+	host_changed = strcmp(p.host_id, e->host_id) != 0;
+	for (size_t i = 0; i < n_new; i++) {
+		struct role *r = p.roles[i];
+
+		if (!p.fresh[i]) {
+			if (host_changed)
+				r->jitter_u = engine_jitter_u(p.host_id, r->name);
+			what[i] = apply_settings(r, gen, i, old_signer);
+		}
+		told[i] = role_ref(r);
+	}
+	link_sources(p.roles, gen->cfg);
+	old_roles = e->roles;
+	n_old = e->n_roles;
+	e->roles = p.roles;
+	e->n_roles = n_new;
+	name_index_free(&e->names);
+	e->names = p.names;
+	free(e->host_id);
+	e->host_id = p.host_id;
+	e->gen = generation_ref(gen);
+	pthread_mutex_unlock(&e->roles_lock);
+
+	pthread_mutex_lock(&e->sched_lock);
+	limiter_configure(&e->limiter, gen->cfg->fleet.max_sts_rate,
+			  gen->cfg->fleet.max_sts_inflight, clock_boot_ms());
+	pthread_mutex_unlock(&e->sched_lock);
+	sched_wake_workers(e);
+
+	for (size_t i = 0; i < n_new; i++) {
+		role_tell(told[i], what[i]);
+		role_unref(told[i]);
+	}
+	for (size_t k = 0; k < n_old; k++) {
+		if (!p.kept[k]) {
+			retire(old_roles[k]);
+			role_unref(old_roles[k]);
+		}
+	}
+	free(p.kept);
+	free(p.fresh);
+	free(old_roles);
+	free(what);
+	free(told);
+	generation_unref(old_gen);
+	return 0;
+}
+
+static int engine_init_table(struct engine *e, struct generation *gen)
+{
+	const struct cfg *cfg = gen->cfg;
+
+	e->host_id = host_identity(cfg);
+	e->roles = calloc(cfg->n_roles + 1, sizeof(*e->roles));
+	if (!e->host_id || !e->roles)
+		return -ENOMEM;
+	for (size_t i = 0; i < cfg->n_roles; i++) {
+		e->roles[i] = role_new(e, gen, i, e->host_id);
+		if (!e->roles[i])
+			return -ENOMEM;
+		e->n_roles++;
+		if (name_index_add(&e->names, e->roles[i]->name, i, NULL))
+			return -ENOMEM;
+	}
+	link_sources(e->roles, cfg);
+	e->gen = generation_ref(gen);
+	return 0;
+}
+
+struct engine *engine_new(struct generation *gen, const struct engine_options *opt)
 {
 	struct engine *e = calloc(1, sizeof(*e));
 	pthread_condattr_t ca;
 
 	if (!e)
 		return NULL;
-	atomic_init(&e->signer, signer);
-	/* Room for the roles of this configuration and as many more
-	 * added by reloads, plus some. */
-	e->cap_slots = cfg->n_roles * 2 + 1024;
-	e->slots = calloc(e->cap_slots, sizeof(*e->slots));
-	if (!e->slots) {
-		free(e);
-		return NULL;
-	}
-	for (size_t i = 0; i < cfg->n_roles; i++) {
-		e->slots[i] = role_new(e, i, &cfg->roles[i]);
-		if (!e->slots[i]) {
-			while (i--)
-				role_free(e->slots[i]);
-			free(e->slots);
-			free(e);
-			return NULL;
-		}
-		atomic_store(&e->slots[i]->source_slot, cfg->roles[i].source_index);
-	}
-	atomic_init(&e->n_slots, cfg->n_roles);
+	pthread_mutex_init(&e->roles_lock, NULL);
+	pthread_mutex_init(&e->sched_lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_mutex_init(&e->workers_lock, NULL);
-	pthread_cond_init(&e->workers_done, &ca);
-	pthread_mutex_init(&e->timer_lock, NULL);
-	pthread_cond_init(&e->timer_wake, &ca);
-	pthread_mutex_init(&e->reload_lock, NULL);
+	pthread_cond_init(&e->work, &ca);
+	pthread_cond_init(&e->quiet, &ca);
 	pthread_condattr_destroy(&ca);
+	e->wake_fd = e->step_fd = e->boot_fd = -1;
+	if (opt) {
+		e->listener = opt->listener;
+		e->listener_arg = opt->listener_arg;
+	}
+	limiter_init(&e->limiter, gen->cfg->fleet.max_sts_rate,
+		     gen->cfg->fleet.max_sts_inflight, clock_boot_ms());
+	if (engine_init_table(e, gen) ||
+	    (!(opt && opt->no_timer_thread) && timers_start(e))) {
+		engine_free(e);
+		return NULL;
+	}
 	return e;
 }
 
-size_t engine_slot_count(const struct engine *e)
+void engine_stop(struct engine *e)
 {
-	return e->n_slots;
-}
-
-size_t engine_slot_capacity(const struct engine *e)
-{
-	return e->cap_slots;
-}
-
-struct name_slot {
-	const char *name;
-	size_t slot;
-};
-
-static int cmp_name_slot(const void *a, const void *b)
-{
-	return strcmp(((const struct name_slot *)a)->name,
-		      ((const struct name_slot *)b)->name);
-}
-
-/* Forgets everything role r had: it is renewed on its next read. */
-static void role_reset(struct role_state *r)
-{
-	struct creds_box *old;
-	char *token;
-
-	pthread_mutex_lock(&r->lock);
-	old = r->current;
-	r->current = NULL;
-	token = r->token;
-	r->token = NULL;
-	r->token_size = 0;
-	r->has_error = 0;
-	r->failures = 0;
-	r->holdoff_until_mono = 0;
-	r->settings_gen++;
-	pthread_mutex_unlock(&r->lock);
-	if (old)
-		creds_unref(&old->c);
-	secret_free(token);
-}
-
-int engine_reload(struct engine *e, const struct cfg *cfg,
-		  struct signer *signer, size_t *slot_of_role)
-{
-	size_t n_old, n_new = 0, live = 0;
-	struct name_slot *index;
-	struct signer *old_signer;
-	unsigned char *kept;
-	int rc = -1;
-
-	pthread_mutex_lock(&e->reload_lock);
-	n_old = e->n_slots;
-	index = calloc(n_old + 1, sizeof(*index));
-	kept = calloc(n_old + 1, 1);
-	if (!index || !kept)
-		goto out;
-	for (size_t s = 0; s < n_old; s++)
-		if (!e->slots[s]->retired)
-			index[live++] = (struct name_slot){e->slots[s]->cfg->name, s};
-	qsort(index, live, sizeof(*index), cmp_name_slot);
-
-	/* Slots first, so that a failure changes nothing. */
-	for (size_t i = 0; i < cfg->n_roles; i++) {
-		struct name_slot key = {cfg->roles[i].name, 0};
-		struct name_slot *hit = bsearch(&key, index, live, sizeof(*index),
-						cmp_name_slot);
-
-		if (hit) {
-			slot_of_role[i] = hit->slot;
-			kept[hit->slot] = 1;
-		} else if (n_old + n_new < e->cap_slots) {
-			slot_of_role[i] = n_old + n_new++;
-		} else {
-			log_error("reload: no room for more roles; restart credfs");
-			goto out;
-		}
-	}
-	for (size_t i = 0; i < cfg->n_roles; i++) {
-		size_t s = slot_of_role[i];
-
-		if (s < n_old)
-			continue;
-		e->slots[s] = role_new(e, s, &cfg->roles[i]);
-		if (!e->slots[s]) {
-			for (size_t k = n_old; k < n_old + n_new; k++) {
-				if (e->slots[k])
-					role_free(e->slots[k]);
-				e->slots[k] = NULL;
-			}
-			goto out;
-		}
-	}
-
-	old_signer = e->signer;
-	atomic_store(&e->signer, signer);
-	for (size_t i = 0; i < cfg->n_roles; i++) {
-		const struct cfg_role *c = &cfg->roles[i];
-		struct role_state *r = e->slots[slot_of_role[i]];
-
-		atomic_store(&r->source_slot, c->x.token_source == CFG_TOKEN_CHAINED
-				? slot_of_role[c->source_index] : 0);
-		if (slot_of_role[i] >= n_old)
-			continue;
-		if (cfg_exchange_equal(&r->cfg->x, &c->x) &&
-		    cfg_schedule_equal(&r->cfg->sched, &c->sched) &&
-		    cfg_presentation_equal(&r->cfg->pres, &c->pres) &&
-		    !(c->x.token_source == CFG_TOKEN_SIGNED &&
-		      !signer_same_tokens(signer, old_signer))) {
-			atomic_store(&r->cfg, c);
-			continue;
-		}
-		atomic_store(&r->cfg, c);
-		role_reset(r);
-		log_info("role %s: settings changed; renewed on its next read",
-			 c->name);
-		tell(r, ENGINE_CHANGED_CREDS | ENGINE_CHANGED_STATUS |
-			ENGINE_CHANGED_TOKEN);
-	}
-	for (size_t s = 0; s < n_old; s++) {
-		struct role_state *r = e->slots[s];
-
-		if (!kept[s] && !r->retired) {
-			atomic_store(&r->retired, 1);
-			role_reset(r);
-			log_info("role %s: removed", r->cfg->name);
-		}
-	}
-	atomic_store(&e->n_slots, n_old + n_new);
-	wake_timer(e);
-	rc = 0;
-out:
-	pthread_mutex_unlock(&e->reload_lock);
-	free(index);
-	free(kept);
-	return rc;
-}
-
-void engine_clear_listener(struct engine *e)
-{
-	if (e->timer_running) {
-		pthread_mutex_lock(&e->timer_lock);
-		e->timer_stop = 1;
-		pthread_cond_signal(&e->timer_wake);
-		pthread_mutex_unlock(&e->timer_lock);
-		pthread_join(e->timer, NULL);
-		e->timer_running = 0;
-	}
-	e->listener = NULL;
+	if (e->stop_called)
+		return;
+	e->stop_called = 1;
+	timers_stop(e);
+	http_abort_all();
+	e->stuck_workers = engine_workers_stop(e) != 0;
+	/* The listener goes quiet only once no engine thread can call it;
+	 * a worker still stuck in a request when the wait ends is silenced
+	 * here too (it checks before calling). */
+	atomic_store(&e->silenced, 1);
+	while (atomic_load(&e->telling))
+		usleep(1000);
 }
 
 void engine_free(struct engine *e)
 {
-	struct timespec ts;
-
 	if (!e)
 		return;
-	engine_clear_listener(e);
-	ts = clock_deadline_ms(SHUTDOWN_WAIT_MS);
-	pthread_mutex_lock(&e->workers_lock);
-	while (e->workers) {
-		if (pthread_cond_timedwait(&e->workers_done, &e->workers_lock,
-					   &ts) == ETIMEDOUT)
-			break;
+	engine_stop(e);
+	if (e->stuck_workers)
+		return;	/* they still point into the engine */
+	pthread_mutex_lock(&e->roles_lock);
+	for (size_t i = 0; i < e->n_roles; i++) {
+		struct role *r = e->roles[i];
+
+		pthread_mutex_lock(&r->lock);
+		role_reset_locked(r);
+		r->engine = NULL;
+		pthread_mutex_unlock(&r->lock);
 	}
-	if (e->workers) {
-		/* A renewal is stuck on the network; it still points into
-		 * the engine, so leave the memory to process exit. */
-		pthread_mutex_unlock(&e->workers_lock);
-		log_warn("%u renewal(s) still in flight at shutdown", e->workers);
-		return;
+	pthread_mutex_unlock(&e->roles_lock);
+	for (size_t i = 0; i < e->n_roles; i++)
+		renew_release_dependents(e->roles[i]);
+	for (size_t i = 0; i < e->n_roles; i++) {
+		struct role *source = e->roles[i]->source;
+
+		e->roles[i]->source = NULL;
+		role_unref(source);
 	}
-	pthread_mutex_unlock(&e->workers_lock);
-	for (size_t i = 0; i < e->n_slots; i++)
-		role_free(e->slots[i]);
-	pthread_mutex_destroy(&e->reload_lock);
-	pthread_mutex_destroy(&e->workers_lock);
-	pthread_cond_destroy(&e->workers_done);
-	pthread_mutex_destroy(&e->timer_lock);
-	pthread_cond_destroy(&e->timer_wake);
-	free(e->slots);
+	for (size_t i = 0; i < e->n_roles; i++)
+		role_unref(e->roles[i]);
+	free(e->roles);
+	name_index_free(&e->names);
+	heap_free(&e->timers);
+	heap_free(&e->signing);
+	heap_free(&e->prep);
+	heap_free(&e->queue);
+	generation_unref(e->gen);
+	free(e->host_id);
+	pthread_cond_destroy(&e->work);
+	pthread_cond_destroy(&e->quiet);
+	pthread_mutex_destroy(&e->sched_lock);
+	pthread_mutex_destroy(&e->roles_lock);
 	free(e);
 }

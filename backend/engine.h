@@ -1,12 +1,20 @@
 /*
- * The credential engine: the runtime state of every role.  It decides when
- * to renew (refresh_fraction / min_validity), makes sure one renewal per
- * role is in flight however many readers arrive, renews in the background
- * while valid credentials are served, never hands out expired credentials,
- * and bounds every wait by the role's wait_timeout.
+ * The credential engine: the runtime state of every configured role, for
+ * every cloud.  It decides when to renew (refresh_fraction, min_validity,
+ * refresh_jitter), makes sure one renewal per role is in flight however
+ * many readers arrive, renews in the background while valid credentials
+ * are served, never hands out expired credentials, bounds every wait by
+ * the role's wait_timeout, and keeps the whole daemon within max_sts_rate
+ * and max_sts_inflight.  It answers questions about credentials; how they
+ * look as files or HTTP answers is for the faces (fs/, endpoint/).
  *
- * Locking: each role has its own mutex; no engine call holds two role locks
- * at once, and STS is never called with a lock held.  See docs/engine.md.
+ * Threads (docs/engine.md): the callers (a face's request threads) only
+ * take locks and wait; requests to token endpoints and signing run on the
+ * engine's worker threads; token files are read on threads of their own
+ * (a read can hang in the kernel); one timer thread wakes at the earliest
+ * deadline.  Locking: each role has its own mutex; the engine's scheduler
+ * lock may be taken while holding a role's, never the other way round; no
+ * call into a token endpoint or a file holds either.
  */
 #ifndef CREDFS_ENGINE_H
 #define CREDFS_ENGINE_H
@@ -14,112 +22,200 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "compiler.h"
-#include "config.h"
-#include "signer.h"
-#include "sts.h"
+#include "creds.h"
+#include "exchange.h"
+#include "generation.h"
 
 struct engine;
-
-/* A published set of credentials: immutable, reference-counted, wiped when
- * the last reference goes. */
-struct creds {
-	struct sts_credentials sts;
-	int64_t obtained;		/* wall seconds when received */
-};
+/* A configured role: a handle the faces hold (reference-counted).  A role
+ * keeps its handle across reloads for as long as it is configured; a
+ * removed role's handle stays valid for whoever still holds it, but every
+ * question about it is answered with -ENOENT. */
+struct role;
 
 /*
- * Roles live in slots: role i of the first configuration is slot i, and a
- * role keeps its slot across reloads for as long as it is configured, so
- * everything keyed by slot (inode numbers) stays stable.  Every call below
- * that takes i takes a slot.
- *
- * cfg and signer (may be NULL) must outlive the engine, or the next
- * engine_reload() plus the time a renewal can take (see engine_reload).
- */
-struct engine *engine_new(const struct cfg *cfg, struct signer *signer) WUR;
-
-/*
- * Moves the engine to a new configuration: roles are matched by name.
- * slot_of_role (cfg->n_roles entries) receives each role's slot: its old
- * one if it was configured before, else a new one.  A role whose settings
- * changed (or, for a signing role, whose signer changed) drops its cached
- * credentials and token and is renewed on its next read; an unchanged role
- * keeps them; a role that is gone is retired and its slot never reused.
- * Readers are never blocked.  The previous cfg and signer must stay alive
- * for as long as a renewal may take (a renewal started before may still
- * read them).  Returns 0, or -1 (nothing changed) when no slot is left.
- */
-int engine_reload(struct engine *e, const struct cfg *cfg,
-		  struct signer *signer, size_t *slot_of_role) WUR;
-
-/* Slots in use so far (live and retired), and the most there can be. */
-size_t engine_slot_count(const struct engine *e);
-size_t engine_slot_capacity(const struct engine *e);
-/* Waits a bounded time for renewals in flight, then frees everything. */
-void engine_free(struct engine *e);
-
-/* Valid credentials for role index i, renewing first if there are none
- * (waiting at most the role's wait_timeout) and in the background if the
- * refresh point has passed.  Returns 0 and a reference (creds_unref it),
- * or -EIO when no unexpired credentials could be had in time. */
-int engine_get_credentials(struct engine *e, size_t i, struct creds **out) WUR;
-void creds_unref(struct creds *c);
-
-/* The web identity token role i uses: signed (re-signed once its own
- * refresh point passes) or read afresh from web_identity_token_file.
- * Returns 0 and a malloc'd token (secret_free it), -ENOENT for a chained
- * role (it has none), or -EIO (the reason is in status). */
-int engine_get_token(struct engine *e, size_t i, char **out) WUR;
-
-/* Role i's state as a JSON document for people and scripts; no secret in
- * it.  malloc'd, NULL on allocation failure. */
-char *engine_status(struct engine *e, size_t i) WUR;
-
-/* Role i's credentials if valid ones are cached, without waiting and
- * without starting a renewal (for stat, which must never call STS).
- * 0 and a reference, or -EAGAIN. */
-int engine_peek_credentials(struct engine *e, size_t i, struct creds **out) WUR;
-
-/* The cached signed token of role i, if one is fresh: 0 and a malloc'd
- * copy, or -EAGAIN.  Never signs. */
-int engine_peek_token(struct engine *e, size_t i, char **out) WUR;
-
-/*
- * Told whenever what role i's files would show may have changed (what:
- * enum engine_change bits): new credentials or token, a renewal starting
- * or failing, and the moments the refresh point or (a second before) the
- * expiry of the current credentials or token pass.  New credentials that
- * replace none do not set ENGINE_CHANGED_CREDS: nobody can hold a copy of
- * what did not exist.  Called from engine threads with no engine lock held; it
- * must not call back into the engine with a wait (queue the work).
- * Setting it starts the engine's timer thread.
+ * What a listener is told (bits): whatever a role's documents show may
+ * have changed.  Called from engine threads with no engine lock held; it
+ * must not wait on the engine (queue the work).
  */
 enum engine_change {
-	ENGINE_CHANGED_STATUS = 1,	/* status */
-	ENGINE_CHANGED_CREDS = 2,	/* credentials, env, process.json, expiry */
-	ENGINE_CHANGED_TOKEN = 4,	/* token */
+	ENGINE_CHANGED_STATUS = 1,	/* state, errors, counters */
+	ENGINE_CHANGED_CREDS = 2,	/* new credentials, a refresh point or an
+					 * expiry passed, credentials dropped */
+	ENGINE_CHANGED_TOKEN = 4,	/* new token, or its refresh point passed */
+	ENGINE_CHANGED_PRESENTATION = 8, /* a reload changed owner, mode or looks */
+	ENGINE_CHANGED_REMOVED = 16,	/* a reload removed the role */
 };
-typedef void (*engine_listener_fn)(void *arg, size_t role, unsigned what);
-int engine_set_listener(struct engine *e, engine_listener_fn fn, void *arg) WUR;
-/* Stops telling the listener (and the timer thread) before the listener
- * goes away. */
-void engine_clear_listener(struct engine *e);
+typedef void (*engine_listener_fn)(void *arg, struct role *r, unsigned what);
 
-/* The length of role i's signed tokens (constant for a key and subject),
- * learnt once from a throwaway signature that never leaves the process;
- * 0 for a role that does not sign. */
-size_t engine_token_size(struct engine *e, size_t i);
+struct engine_options {
+	engine_listener_fn listener;	/* may be NULL */
+	void *listener_arg;
+	int no_timer_thread;		/* tests: they call engine_run_timers() */
+};
 
-/* Total STS requests sent for role i (each HTTP attempt counts). */
-unsigned long engine_sts_calls(struct engine *e, size_t i);
+/* An engine for gen (it takes its own reference).  NULL on failure. */
+struct engine *engine_new(struct generation *gen,
+			  const struct engine_options *opt) WUR;
 
 /*
- * The refresh rule as plain arithmetic, for the engine and its tests:
- * credentials received at `obtained` that expire at `expires` are due for
- * renewal at the earlier of obtained + fraction * lifetime and
- * expires - min_validity, never before obtained.
+ * Moves the engine to gen: roles are matched by name.  A role whose
+ * exchange settings changed (or, when it signs, whose signer makes other
+ * tokens) drops its credentials and token and renews on its next read; a
+ * renewal in flight for the old settings is discarded.  A role whose
+ * schedule changed keeps its credentials, with the refresh point moved.  A
+ * role whose presentation changed keeps everything and its listener is
+ * told ENGINE_CHANGED_PRESENTATION.  A removed role drops everything and
+ * its listener is told ENGINE_CHANGED_REMOVED.  Readers are never blocked.
+ * 0, or -ENOMEM with nothing changed.
  */
-int64_t engine_refresh_point(int64_t obtained, int64_t expires,
-			     double fraction, int64_t min_validity);
+int engine_reload(struct engine *e, struct generation *gen) WUR;
+
+/* The generation in force (a reference: generation_unref it). */
+struct generation *engine_generation(struct engine *e) WUR;
+
+/* Stops the engine's threads: after it returns the listener is never
+ * called again.  Requests in flight are abandoned (their results
+ * dropped).  Idempotent. */
+void engine_stop(struct engine *e);
+/* Stops, then frees.  Roles still referenced stay valid as handles. */
+void engine_free(struct engine *e);
+
+/* The configured role called name (a reference: role_unref it), or NULL. */
+struct role *engine_role(struct engine *e, const char *name) WUR;
+struct role *role_ref(struct role *r);
+void role_unref(struct role *r);
+const char *role_name(const struct role *r);
+/* The settings in force for r (a reference to their generation in *gen;
+ * the returned pointer lives as long as that reference).  NULL for a
+ * removed role. */
+const struct cfg_role *role_settings(struct role *r, struct generation **gen) WUR;
+
+enum engine_wait {
+	ENGINE_WAIT,	/* renew or sign as needed, waiting up to wait_timeout */
+	ENGINE_PEEK,	/* only what is at hand: never a request, never a wait */
+};
+
+/* Valid credentials for r: 0 and a reference (creds_unref it); -EIO when
+ * none could be had in time (the reason is in the snapshot); -EAGAIN in
+ * PEEK mode when there are none at hand; -ENOENT for a removed role.  In
+ * WAIT mode, credentials past their refresh point start a background
+ * renewal and are returned at once. */
+int engine_credentials(struct role *r, enum engine_wait w,
+		       struct creds **out) WUR;
+
+/* The web identity token r uses: signed (re-signed after its refresh
+ * point) or read from web_identity_token_file (read again for every WAIT;
+ * a renewal takes a copy read within the last second).  0 and a reference (token_unref it);
+ * -ENOENT for a chained role or a removed one; -EIO (the reason is in the
+ * snapshot); -EAGAIN in PEEK mode. */
+int engine_token(struct role *r, enum engine_wait w, struct token **out) WUR;
+
+/* What a role is doing, for status and metrics.  Strings are copies. */
+enum role_state {
+	ROLE_IDLE,		/* nothing obtained yet, nothing going on */
+	ROLE_VALID,
+	ROLE_RENEWING,		/* a renewal is in progress */
+	ROLE_STALE,		/* valid credentials, but the last renewal failed */
+	ROLE_ERROR,		/* no valid credentials; the last renewal failed */
+	ROLE_EXPIRED,		/* what it had expired; not renewed since */
+};
+
+enum role_waiting {
+	WAITING_NOTHING,
+	WAITING_TOKEN,		/* signing, or reading the token file */
+	WAITING_SOURCE,		/* the source role's credentials */
+	WAITING_LIMITER,	/* queued behind the daemon-wide bounds */
+	WAITING_ENDPOINT,	/* a request is in flight */
+	WAITING_RETRY,		/* backing off before the next attempt */
+};
+
+#define ENGINE_OUTCOMES 8	/* distinct request outcomes counted per role */
+
+struct role_outcome {
+	char code[40];		/* "200", an error code, "Transport" */
+	unsigned long count;
+};
+
+struct role_snapshot {
+	enum role_state state;
+	int64_t expiration;		/* wall seconds, 0: none */
+	int64_t next_refresh;		/* wall seconds, 0: none */
+	int64_t last_refresh;		/* wall seconds, 0: never */
+	int64_t last_attempt;		/* wall seconds, 0: never */
+	char *assumed_role_arn;		/* NULL: none */
+	int has_error;
+	struct exchange_error error;	/* the last failure, when has_error */
+	enum role_waiting waiting;
+	int64_t waiting_since;		/* wall seconds, when waiting */
+	int attempt;			/* of the renewal in progress, 1-based */
+	unsigned in_flight;		/* requests of this role in flight */
+	unsigned readers_waiting;
+	int behind;			/* queued past its min_validity point */
+	int64_t last_failed_read;	/* wall seconds, 0: none */
+	char failed_read_reason[160];
+	unsigned long renewals;		/* successful */
+	unsigned long renewal_failures;
+	unsigned long requests;		/* requests sent to the token endpoint */
+	struct role_outcome outcomes[ENGINE_OUTCOMES];
+	size_t n_outcomes;
+	unsigned long other_outcomes;	/* beyond ENGINE_OUTCOMES distinct ones */
+};
+
+/* Fills s (free with role_snapshot_clear).  -ENOENT for a removed role,
+ * -ENOMEM. */
+int engine_snapshot(struct role *r, struct role_snapshot *s) WUR;
+void role_snapshot_clear(struct role_snapshot *s);
+const char *role_state_name(enum role_state s);
+const char *role_waiting_name(enum role_waiting w);
+
+/* Daemon-wide figures for metrics. */
+#define ENGINE_LATENCY_BUCKETS 12
+struct engine_stats {
+	size_t roles_configured;
+	size_t roles_in_use;		/* holding credentials or a token */
+	size_t queued;			/* requests waiting for the limiter */
+	size_t behind;			/* of them, past their min_validity point */
+	unsigned in_flight;
+	double rate_in_force;		/* requests per second, 0: none */
+	unsigned long throttle_events;
+	/* Latency of token-endpoint requests, cumulative buckets (seconds,
+	 * upper bounds in engine_latency_bounds), plus sum and count. */
+	unsigned long latency_buckets[ENGINE_LATENCY_BUCKETS];
+	double latency_sum;
+	unsigned long latency_count;
+};
+extern const double engine_latency_bounds[ENGINE_LATENCY_BUCKETS];
+void engine_stats(struct engine *e, struct engine_stats *out);
+
+/* Calls fn for every configured role, in configuration order, holding a
+ * reference for the call (metrics).  fn must not reload. */
+void engine_each_role(struct engine *e, void (*fn)(void *arg, struct role *r),
+		      void *arg);
+
+/*
+ * The refresh rule as plain arithmetic.  Credentials received at
+ * `obtained` that expire at `expires` (lifetime L) are due at
+ *     base  = min(obtained + fraction * L, expires - min_validity)
+ *     point = base - jitter * u * L
+ * where u in [0, 1) is this host's and this role's own number
+ * (engine_jitter_u), so a fleet started together does not renew together.
+ * Moving the point earlier can never break the min_validity rule.  The
+ * point is never earlier than obtained + L/20 (unless base itself is),
+ * so jitter cannot make a role renew as soon as it got its credentials.
+ */
+int64_t engine_refresh_point(int64_t obtained, int64_t expires, double fraction,
+			     int64_t min_validity, double jitter, double u);
+
+/* u for a role on a host: the first 64 bits of HMAC-SHA256(host, role
+ * name), as a fraction of 2^64.  Stable for a host and role. */
+double engine_jitter_u(const char *host_id, const char *role_name);
+
+/* Tests: runs the timers that are due now (with no_timer_thread). */
+void engine_run_timers(struct engine *e);
+
+/* Tests: the engine's own idea of how many requests it has queued, in
+ * flight and idle workers, to wait for quiet. */
+int engine_busy(struct engine *e);
 
 #endif

@@ -12,7 +12,7 @@
  * caches (and TLS sessions) survive between calls.  Handles are never
  * curl_easy_reset(): every option that matters is set again on each use.
  */
-#define HTTP_POOL_MAX 8
+#define HTTP_POOL_MAX 32
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static CURL *pool[HTTP_POOL_MAX];	/* pool_lock */
@@ -25,6 +25,26 @@ static char *default_cainfo;
 static char *default_capath;
 
 static http_transport_fn transport;
+/* Bumped by http_abort_all(): transfers started before end at once. */
+static unsigned long abort_epoch;
+
+/* libcurl's progress callback: a non-zero answer aborts the transfer. */
+static int on_progress(void *user, curl_off_t dltotal, curl_off_t dlnow,
+		       curl_off_t ultotal, curl_off_t ulnow)
+{
+	const unsigned long *started = user;
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return __atomic_load_n(&abort_epoch, __ATOMIC_ACQUIRE) != *started;
+}
+
+void http_abort_all(void)
+{
+	__atomic_add_fetch(&abort_epoch, 1, __ATOMIC_ACQ_REL);
+}
 
 int http_global_init(void)
 {
@@ -102,6 +122,7 @@ static void handle_give(CURL *c)
 struct sink {
 	struct buf *body;
 	int too_big;
+	unsigned long epoch;	/* abort_epoch when the transfer started */
 };
 
 /* Appends to the capped body; returning 0 makes curl fail the transfer
@@ -208,7 +229,9 @@ static CURLcode set_options(CURL *c, const struct http_request *req,
 	} while (0)
 	SET(CURLOPT_VERBOSE, 0L);	/* never: it would log headers */
 	SET(CURLOPT_NOSIGNAL, 1L);
-	SET(CURLOPT_NOPROGRESS, 1L);
+	SET(CURLOPT_NOPROGRESS, 0L);
+	SET(CURLOPT_XFERINFOFUNCTION, on_progress);
+	SET(CURLOPT_XFERINFODATA, &sink->epoch);
 	SET(CURLOPT_ERRORBUFFER, curl_err);
 	SET(CURLOPT_URL, req->url);
 	SET(CURLOPT_PROTOCOLS_STR, "http,https");
@@ -243,6 +266,7 @@ static void clear_options(CURL *c)
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
 	curl_easy_setopt(c, CURLOPT_POSTFIELDS, NULL);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, NULL);
+	curl_easy_setopt(c, CURLOPT_XFERINFODATA, NULL);
 }
 
 static int curl_post(const struct http_request *req,
@@ -250,7 +274,10 @@ static int curl_post(const struct http_request *req,
 {
 	char curl_err[CURL_ERROR_SIZE];
 	struct curl_slist *headers;
-	struct sink sink = { .body = &resp->body };
+	struct sink sink = {
+		.body = &resp->body,
+		.epoch = __atomic_load_n(&abort_epoch, __ATOMIC_ACQUIRE),
+	};
 	CURLcode rc;
 	CURL *c;
 	long status = 0;

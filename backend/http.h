@@ -52,6 +52,9 @@ int http_post(const struct http_request *req, struct http_response *resp,
 	      char *errbuf, size_t errlen) WUR;
 void http_response_free(struct http_response *resp);
 
+/* Ends every transfer in progress and refuses new ones (shutdown). */
+void http_abort_all(void);
+
 typedef int (*http_transport_fn)(const struct http_request *req,
 				 struct http_response *resp, char *errbuf,
 				 size_t errlen);

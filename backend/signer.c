@@ -27,6 +27,7 @@
 #include <openssl/x509.h>
 
 #include "buf.h"
+#include "jsonout.h"
 
 #define KEY_FILE_MAX (64 * 1024)	/* a PEM key larger than this is not one */
 #define JWT_MAX (64 * 1024)
@@ -689,8 +690,8 @@ out:
 	return enc;
 }
 
-int signer_sign(struct signer *s, const char *subject, int64_t now,
-		char **jwt_out)
+int signer_sign(struct signer *s, const char *subject, const char *audience,
+		int64_t now, char **jwt_out, char *why, size_t whylen)
 {
 	char *hdr = NULL, *claims = NULL, *sig = NULL;
 	json_int_t iat, exp;
@@ -699,8 +700,12 @@ int signer_sign(struct signer *s, const char *subject, int64_t now,
 	int ret = -1;
 
 	*jwt_out = NULL;
+	if (whylen)
+		snprintf(why, whylen, "signing failed");
 	if (!s || !subject || uuid_v4(jti))
 		return -1;
+	if (!audience)
+		audience = s->audience;
 	iat = (json_int_t)(now - s->clock_skew);
 	exp = (json_int_t)(now + s->token_lifetime);
 
@@ -709,7 +714,7 @@ int signer_sign(struct signer *s, const char *subject, int64_t now,
 				    "typ", "JWT"));
 	claims = b64url_json(json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s}",
 				       "iss", s->issuer, "sub", subject,
-				       "aud", s->audience, "iat", iat,
+				       "aud", audience, "iat", iat,
 				       "nbf", iat, "exp", exp, "jti", jti));
 	if (!hdr || !claims)
 		goto out;
@@ -730,6 +735,8 @@ int signer_sign(struct signer *s, const char *subject, int64_t now,
 out:
 	free(hdr);
 	free(claims);
+	if (sig)
+		OPENSSL_cleanse(sig, strlen(sig));
 	free(sig);
 	return ret;
 }
@@ -792,30 +799,6 @@ static json_t *key_jwk(const struct signer_key *k)
 	return jwk;
 }
 
-/* Pretty JSON text of j with a trailing newline; malloc'd or NULL.  Steals
- * the reference to j. */
-static char *dump_document(json_t *j)
-{
-	char *text, *out = NULL;
-	size_t n;
-
-	if (!j)
-		return NULL;
-	text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	json_decref(j);
-	if (!text)
-		return NULL;
-	n = strlen(text);
-	out = malloc(n + 2);
-	if (out) {
-		memcpy(out, text, n);
-		out[n] = '\n';
-		out[n + 1] = '\0';
-	}
-	free(text);
-	return out;
-}
-
 char *signer_jwks(const struct signer *s)
 {
 	json_t *keys, *root;
@@ -829,7 +812,7 @@ char *signer_jwks(const struct signer *s)
 	for (size_t i = 0; i < s->n_prev; i++)
 		if (json_array_append_new(keys, key_jwk(&s->prev[i])))
 			goto fail;
-	return dump_document(root);
+	return json_document(root);
 fail:
 	json_decref(root);
 	return NULL;
@@ -875,7 +858,7 @@ char *signer_discovery(const struct signer *s)
 			 "claims_supported",
 			 "aud", "exp", "sub", "iat", "iss", "sub");
 	free(jwks_uri);
-	return dump_document(root);
+	return json_document(root);
 
 fail_algs:
 	json_decref(algs);

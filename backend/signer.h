@@ -39,11 +39,12 @@ const char *signer_alg(const struct signer *s);
 const char *signer_kid(const struct signer *s);
 int signer_token_lifetime(const struct signer *s);
 
-/* Signs a JWT for subject with iat = nbf = now - clock_skew,
- * exp = now + token_lifetime, iss/aud from the config, and a random jti.
- * Returns 0 and a malloc'd token (free with secret_free), or -1. */
-int signer_sign(struct signer *s, const char *subject, int64_t now,
-		char **jwt_out) WUR;
+/* Signs a JWT for subject and audience (NULL: the [signer] audience) with
+ * iat = nbf = now - clock_skew, exp = now + token_lifetime, iss from the
+ * config, and a random jti.  Returns 0 and a malloc'd token (free with
+ * secret_free), or -1 with a sentence in why (no secret in it). */
+int signer_sign(struct signer *s, const char *subject, const char *audience,
+		int64_t now, char **jwt_out, char *why, size_t whylen) WUR;
 
 /* JWKS {"keys":[current, previous...]}; malloc'd JSON text, NULL on error. */
 char *signer_jwks(const struct signer *s) WUR;

@@ -366,7 +366,7 @@ static int is_2xx(int status)
 
 /* Fills err for a document that is not a usable STS answer.  A non-2xx
  * status says more than "Malformed", so it becomes the code. */
-static void set_malformed(struct sts_error *err, int http_status,
+static void set_malformed(struct exchange_error *err, int http_status,
 			  const char *why)
 {
 	if (!is_2xx(http_status) && http_status > 0) {
@@ -379,6 +379,37 @@ static void set_malformed(struct sts_error *err, int http_status,
 			 "unusable STS response: %s", why);
 	}
 	err->retryable = sts_is_retryable(http_status, err->code);
+}
+
+/* Whether s is min..max characters, all from set. */
+static int made_of(const char *s, const char *set, size_t min, size_t max)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	return s && n >= min && n <= max && strspn(s, set) == n;
+}
+
+#define ALNUM "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+/* The character sets AWS uses for each value: anything else is refused
+ * before it can reach a document (an env file is sourced by a shell,
+ * process.json is parsed as JSON).  The reason never quotes the value. */
+static const char *check_values(struct parse_state *st)
+{
+	if (!made_of(st->fields[F_ACCESS_KEY_ID], ALNUM "_", 16, 128))
+		return "AccessKeyId has characters or a length AWS never uses";
+	if (!made_of(st->fields[F_SECRET_ACCESS_KEY], ALNUM "/+=", 16, 128))
+		return "SecretAccessKey has characters or a length AWS never uses";
+	if (!made_of(st->fields[F_SESSION_TOKEN], ALNUM "/+=", 1,
+		     STS_SESSION_TOKEN_MAX))
+		return "SessionToken has characters or a length AWS never uses";
+	if (st->fields[F_ROLE_ARN] &&
+	    !made_of(st->fields[F_ROLE_ARN], ALNUM "+=,.@_/:-", 1, 2048))
+		return "AssumedRoleUser/Arn is not an ARN";
+	if (st->fields[F_ROLE_ID] &&
+	    !made_of(st->fields[F_ROLE_ID], ALNUM "+=,.@_:-", 1, 256))
+		return "AssumedRoleUser/AssumedRoleId has characters AWS never uses";
+	return NULL;
 }
 
 /* Moves the parsed fields of a success document into out; -1 with the
@@ -401,6 +432,9 @@ static int take_credentials(struct parse_state *st, struct sts_credentials *out,
 		*why = "Expiration is not an ISO 8601 UTC time";
 		return -1;
 	}
+	*why = check_values(st);
+	if (*why)
+		return -1;
 	memset(out, 0, sizeof(*out));
 	out->access_key_id = st->fields[F_ACCESS_KEY_ID];
 	out->secret_access_key = st->fields[F_SECRET_ACCESS_KEY];
@@ -417,7 +451,7 @@ static int take_credentials(struct parse_state *st, struct sts_credentials *out,
 }
 
 int sts_parse_response(const char *body, size_t len, int http_status,
-		       struct sts_credentials *out, struct sts_error *err)
+		       struct sts_credentials *out, struct exchange_error *err)
 {
 	struct parse_state st = { 0 };
 	char why[128];
@@ -540,31 +574,6 @@ long sts_backoff_ms(int retry, double rand01)
 	return (long)(rand01 * (double)base_s * 1000.0);
 }
 
-static void real_sleep(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
-		;
-}
-
-static void (*sleep_fn)(long ms) = real_sleep;
-
-void sts_set_sleep(void (*fn)(long ms))
-{
-	__atomic_store_n(&sleep_fn, fn ? fn : real_sleep, __ATOMIC_RELEASE);
-}
-
-/* Uniform in [0, 1) from the OpenSSL DRBG (thread-safe); 0.5 if it fails. */
-static double random01(void)
-{
-	uint32_t v;
-
-	if (RAND_bytes((unsigned char *)&v, sizeof(v)) != 1)
-		return 0.5;
-	return (double)v / 4294967296.0;
-}
-
 /* ------------------------------------------------------------------ */
 /* The exchange                                                        */
 
@@ -631,7 +640,7 @@ out:
 	return ret;
 }
 
-static void set_error(struct sts_error *err, const char *code, int retryable,
+static void set_error(struct exchange_error *err, const char *code, int retryable,
 		      const char *message)
 {
 	memset(err, 0, sizeof(*err));
@@ -653,7 +662,7 @@ struct attempt_headers {
 
 static int build_headers(const struct sts_request *req, const char *host,
 			 const char *path, const char *body,
-			 struct attempt_headers *ah, struct sts_error *err)
+			 struct attempt_headers *ah, struct exchange_error *err)
 {
 	const struct sts_credentials *src = req->source;
 	struct sigv4_request sr;
@@ -715,8 +724,7 @@ static void free_headers(struct attempt_headers *ah)
 /* One HTTP attempt: 0 with *out, or -1 with err. */
 static int attempt(const struct sts_request *req, const char *url,
 		   const char *host, const char *path, const char *body,
-		   struct sts_credentials *out, struct sts_error *err,
-		   unsigned long *calls)
+		   struct sts_credentials *out, struct exchange_error *err)
 {
 	struct attempt_headers ah;
 	struct http_request hr;
@@ -737,8 +745,6 @@ static int attempt(const struct sts_request *req, const char *url,
 		.timeout_ms = req->timeout_ms,
 	};
 	rc = http_post(&hr, &resp, errbuf, sizeof(errbuf));
-	if (calls)
-		(*calls)++;
 	switch (rc) {
 	case HTTP_OK:
 		ret = sts_parse_response(resp.body.data, resp.body.len,
@@ -764,11 +770,9 @@ static int attempt(const struct sts_request *req, const char *url,
 	return ret;
 }
 
-int sts_exchange(const struct sts_request *req, struct sts_credentials *out,
-		 struct sts_error *err, unsigned long *calls)
+int sts_send(const struct sts_request *req, struct sts_credentials *out,
+	     struct exchange_error *err)
 {
-	const char *action = req->action == STS_ASSUME_ROLE ?
-				     "AssumeRole" : "AssumeRoleWithWebIdentity";
 	char *body = NULL, *url = NULL, *host = NULL, *path = NULL;
 	int ret = -1;
 
@@ -789,25 +793,7 @@ int sts_exchange(const struct sts_request *req, struct sts_credentials *out,
 		set_error(err, "Internal", 0, "STS endpoint is not a valid URL");
 		goto out;
 	}
-	for (int n = 1; n <= STS_MAX_ATTEMPTS; n++) {
-		if (n > 1) {
-			void (*fn)(long) = __atomic_load_n(&sleep_fn,
-							   __ATOMIC_ACQUIRE);
-
-			fn(sts_backoff_ms(n - 1, random01()));
-		}
-		if (!attempt(req, url, host, path, body, out, err, calls)) {
-			ret = 0;
-			break;
-		}
-		log_warn("sts: %s for %s, attempt %d of %d: %s: %s%s", action,
-			 req->role_arn ? req->role_arn : "(no role)", n,
-			 STS_MAX_ATTEMPTS, err->code, err->message,
-			 err->retryable && n < STS_MAX_ATTEMPTS ?
-				 " (will retry)" : "");
-		if (!err->retryable)
-			break;
-	}
+	ret = attempt(req, url, host, path, body, out, err);
 out:
 	secret_free(body);
 	free(url);

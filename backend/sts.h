@@ -1,8 +1,8 @@
 /*
  * The STS exchange: AssumeRoleWithWebIdentity (unsigned) and AssumeRole
  * (SigV4-signed, for role chaining), form-encoded POSTs whose XML answers are
- * parsed with expat by element name.  Retries follow the AWS SDKs' "standard"
- * mode: 3 attempts, full-jitter backoff, retry only what PROTOCOL.md lists.
+ * parsed with expat by element name.  What is worth retrying and the
+ * backoff follow the AWS SDKs' "standard" mode (PROTOCOL.md "Retries").
  */
 #ifndef CREDFS_STS_H
 #define CREDFS_STS_H
@@ -10,8 +10,11 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "compiler.h"
+#include "exchange.h"
 
 #define STS_MAX_ATTEMPTS 3
+/* The longest session token accepted (tags and policies make them long). */
+#define STS_SESSION_TOKEN_MAX 16384
 
 /* Temporary credentials; the three secrets are wiped by sts_credentials_clear. */
 struct sts_credentials {
@@ -23,12 +26,6 @@ struct sts_credentials {
 	char *assumed_role_id;		/* may be NULL */
 };
 
-struct sts_error {
-	int http_status;		/* 0 if no response */
-	char code[64];			/* STS code, or "Transport", "TLS", "Malformed" */
-	char message[512];		/* never holds a secret */
-	int retryable;
-};
 
 struct sts_tag {
 	const char *key;
@@ -78,7 +75,7 @@ char *sts_build_body(const struct sts_request *req) WUR;
  * (garbage, truncated, missing fields: code "Malformed").  http_status is
  * copied into err and decides retryable together with the code. */
 int sts_parse_response(const char *body, size_t len, int http_status,
-		       struct sts_credentials *out, struct sts_error *err) WUR;
+		       struct sts_credentials *out, struct exchange_error *err) WUR;
 
 /* Whether an error is worth another attempt (PROTOCOL.md "Retries"). */
 int sts_is_retryable(int http_status, const char *code);
@@ -86,13 +83,11 @@ int sts_is_retryable(int http_status, const char *code);
 /* Delay in ms before retry n (1-based): rand01 * min(2^(n-1), 20) s. */
 long sts_backoff_ms(int retry, double rand01);
 
-/* Tests: replace the sleep between attempts (NULL restores nanosleep). */
-void sts_set_sleep(void (*fn)(long ms));
-
-/* One exchange with retries.  Returns 0 with *out, or -1 with the last
- * error in err.  calls (may be NULL) is incremented once per HTTP attempt. */
-int sts_exchange(const struct sts_request *req, struct sts_credentials *out,
-		 struct sts_error *err, unsigned long *calls) WUR;
+/* One request to STS (retries are the engine's: engine_renew.c).
+ * Returns 0 with *out, or -1 with err filled (retryable set as
+ * PROTOCOL.md "Retries" says). */
+int sts_send(const struct sts_request *req, struct sts_credentials *out,
+	     struct exchange_error *err) WUR;
 
 void sts_credentials_clear(struct sts_credentials *c);
 /* Deep copy; 0 or -1. */

@@ -8,22 +8,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-int load_config(const char *path, struct cfg **cfg, struct signer **signer)
+int load_config(const char *path, struct generation **gen)
 {
 	struct cfg_error err;
 	char msg[sizeof(err.file) + CFG_ERROR_TEXT_MAX + 32];
 
-	*cfg = NULL;
-	*signer = NULL;
-	if (cfg_load(path, cfg, &err))
-		goto fail;
-	if ((*cfg)->signer.present && signer_load(*cfg, signer, &err)) {
-		cfg_free(*cfg);
-		*cfg = NULL;
-		goto fail;
-	}
-	return 0;
-fail:
+	if (!generation_load(path, gen, &err))
+		return 0;
 	cfg_error_format(&err, msg, sizeof(msg));
 	fprintf(stderr, "credfs: %s\n", msg);
 	return EXIT_USAGE;
@@ -112,8 +103,8 @@ static int make_dir(const char *path)
 
 int cmd_oidc(int argc, char **argv)
 {
-	struct cfg *cfg = NULL;
-	struct signer *signer = NULL;
+	struct generation *gen = NULL;
+	struct signer *signer;
 	char *jwks = NULL, *disc = NULL;
 	char path[4096];
 	int rc;
@@ -122,9 +113,10 @@ int cmd_oidc(int argc, char **argv)
 		fprintf(stderr, "usage: credfs oidc CONFIG OUTDIR\n");
 		return EXIT_USAGE;
 	}
-	rc = load_config(argv[1], &cfg, &signer);
+	rc = load_config(argv[1], &gen);
 	if (rc)
 		return rc;
+	signer = gen->signer;
 	if (!signer) {
 		fprintf(stderr, "credfs oidc: %s has no [signer] section\n", argv[1]);
 		rc = EXIT_USAGE;
@@ -148,9 +140,37 @@ int cmd_oidc(int argc, char **argv)
 out:
 	free(disc);
 	free(jwks);
-	signer_free(signer);
-	cfg_free(cfg);
+	generation_unref(gen);
 	return rc;
+}
+
+/* What the role gets credentials for, per cloud. */
+static const char *role_target(const struct cfg_role *r)
+{
+	switch (r->x.cloud) {
+	case CFG_CLOUD_GCP:
+		return r->x.gcp.service_account ? r->x.gcp.service_account :
+						  r->x.audience;
+	case CFG_CLOUD_AZURE:
+		return r->x.azure.client_id;
+	case CFG_CLOUD_AWS:
+		break;
+	}
+	return r->x.aws.role_arn;
+}
+
+/* The token endpoint a role talks to first. */
+static const char *role_endpoint(const struct cfg_role *r)
+{
+	switch (r->x.cloud) {
+	case CFG_CLOUD_GCP:
+		return r->x.gcp.token_url;
+	case CFG_CLOUD_AZURE:
+		return r->x.azure.authority_host;
+	case CFG_CLOUD_AWS:
+		break;
+	}
+	return r->x.aws.sts_endpoint;
 }
 
 static const char *source_text(const struct cfg_role *r, char *buf, size_t n)
@@ -171,7 +191,8 @@ static const char *source_text(const struct cfg_role *r, char *buf, size_t n)
 
 int cmd_check(int argc, char **argv)
 {
-	struct cfg *cfg;
+	struct generation *gen;
+	const struct cfg *cfg;
 	struct signer *signer;
 	char src[600];
 	int rc;
@@ -180,9 +201,11 @@ int cmd_check(int argc, char **argv)
 		fprintf(stderr, "usage: credfs check CONFIG\n");
 		return EXIT_USAGE;
 	}
-	rc = load_config(argv[1], &cfg, &signer);
+	rc = load_config(argv[1], &gen);
 	if (rc)
 		return rc;
+	cfg = gen->cfg;
+	signer = gen->signer;
 	printf("%s: ok, %zu role%s\n", argv[1], cfg->n_roles,
 	       cfg->n_roles == 1 ? "" : "s");
 	if (signer)
@@ -191,10 +214,9 @@ int cmd_check(int argc, char **argv)
 	for (size_t i = 0; i < cfg->n_roles; i++) {
 		const struct cfg_role *r = &cfg->roles[i];
 
-		printf("%s\t%s\t%s\t%s\n", r->name, r->x.aws.role_arn,
-		       source_text(r, src, sizeof(src)), r->x.aws.sts_endpoint);
+		printf("%s\t%s\t%s\t%s\n", r->name, role_target(r),
+		       source_text(r, src, sizeof(src)), role_endpoint(r));
 	}
-	signer_free(signer);
-	cfg_free(cfg);
+	generation_unref(gen);
 	return 0;
 }

@@ -3,8 +3,7 @@
 #ifndef CREDFS_COMMANDS_H
 #define CREDFS_COMMANDS_H
 
-#include "config.h"
-#include "signer.h"
+#include "generation.h"
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
@@ -13,8 +12,9 @@ int cmd_keygen(int argc, char **argv);
 int cmd_oidc(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 
-/* Loads and validates a config and its signer, printing "FILE:LINE: text"
- * to stderr on failure.  Returns 0, or EXIT_USAGE. */
-int load_config(const char *path, struct cfg **cfg, struct signer **signer);
+/* Loads and validates a configuration and its signer, printing
+ * "FILE:LINE: text" to stderr on failure.  Returns 0 and *gen, or
+ * EXIT_USAGE. */
+int load_config(const char *path, struct generation **gen);
 
 #endif

@@ -1,26 +1,32 @@
-/* The state the FUSE operations share: built in main; what a reload changes
- * lives in the view (view.h), swapped whole; the engine locks for itself. */
+/*
+ * The state the FUSE operations share.  What a reload changes lives in the
+ * view (view.h), published whole; the engine and the document cache lock
+ * for themselves.
+ */
 #ifndef CREDFS_FS_H
 #define CREDFS_FS_H
 
 #include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
 
-#include "config.h"
+#include "docs.h"
 #include "engine.h"
-#include "signer.h"
-#include "tree.h"
 #include "view.h"
 
+struct invalidator;
+
 struct credfs {
-	_Atomic(struct view *) view;	/* the current one; see view.h */
+	struct view_slot views;
 	struct engine *engine;
+	struct docs docs;
+	struct invalidator *inval;
 	const char *config_path;	/* absolute */
 	const char *mountpoint;		/* absolute, as the host sees it */
-	uid_t uid;			/* the daemon's, owner of the shared files */
+	uid_t uid;			/* the daemon's: owner of the shared files */
 	gid_t gid;
-	time_t started;			/* mtime of everything: the mount's start */
-	_Atomic uint32_t *pad_to;	/* steady size per slot and file, ops.c */
-	struct view *retired;		/* replaced views, freed after a grace */
+	time_t started;			/* mtime of what never changes */
+	int no_push;			/* tests: never push invalidations */
 };
 
 /* The low-level operations of the mount; userdata is a struct credfs. */

@@ -1,31 +1,40 @@
 /*
  * Pushing changes to the kernel.  The kernel caches every file of the tree
  * (content and attributes); when the engine says a role's files may show
- * something new, the invalidator drops the kernel's copies of that role's
- * files with fuse_lowlevel_notify_inval_inode, from its own thread (never
- * from a request handler: an invalidation may wait for a read in flight).
- * Every invalidation is repeated once INVAL_ECHO_MS later, to catch a read
- * that was being answered with the old document while the first one ran.
- * See docs/caching.md.
+ * something new, the invalidator drops the kernel's copies from a thread
+ * of its own (never from a request handler: an invalidation of pages
+ * waits for reads of them in flight).
+ *
+ * No invalidation ever waits behind a read: attributes are dropped first
+ * with a negative offset (fuse_lowlevel_notify_inval_inode then touches no
+ * page), and pages only once no read of that file is being answered
+ * (docs.h); a read that ends queues the pages it held up.  Every page
+ * invalidation is repeated INVAL_ECHO_MS later, to catch a page that was
+ * being filled with the previous document while the first one ran.  The
+ * pushes only make changes visible sooner: without any (a test hook turns
+ * them off) the attribute timeouts and mtimes of render.h still keep the
+ * kernel from serving anything past its refresh point.  See
+ * docs/caching.md.
  */
 #ifndef CREDFS_INVAL_H
 #define CREDFS_INVAL_H
 
-#include <stddef.h>
+#include <stdint.h>
 
+#include "credfs.h"
 #include "tree.h"
 
 #define INVAL_ECHO_MS 500
 
 struct invalidator;
 
-/* Starts the thread.  se must outlive it.  NULL on failure.  Roles are
- * named by engine slot. */
-struct invalidator *inval_start(struct fuse_session *se);
-/* Queues the files of role named by what (enum engine_change bits) for
- * invalidation; never blocks on the kernel, safe from any thread.  Matches
- * engine_listener_fn (arg is the invalidator). */
-void inval_role(void *invalidator, size_t role, unsigned what);
+/* Starts the thread (se and fs must outlive it).  NULL on failure. */
+struct invalidator *inval_start(struct fuse_session *se, struct credfs *fs);
+/* The engine's listener (arg is the invalidator): queues the files of r
+ * named by what (enum engine_change); never blocks. */
+void inval_role(void *arg, struct role *r, unsigned what);
+/* Queues an invalidation of ino: its attributes, and its pages if pages. */
+void inval_ino(struct invalidator *iv, uint64_t ino, int pages);
 /* Stops the thread and frees it; pending work is dropped. */
 void inval_stop(struct invalidator *iv);
 

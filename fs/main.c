@@ -4,10 +4,10 @@
  * start to clean unmount.
  */
 #include <errno.h>
-#include <stdatomic.h>
 #include <limits.h>
 #include <malloc.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,10 +21,11 @@
 #include "credfs.h"
 #include "http.h"
 #include "inval.h"
-#include "reload.h"
 #include "log.h"
+#include "reload.h"
 
 #define CREDFS_MAX_THREADS 512
+#define SECRET_HEAP_SIZE (1 << 20)	/* room for a few hundred roles */
 
 static const char usage_text[] =
 	"usage: credfs [-f] [-d] [-o OPT[,OPT...]] CONFIG MOUNTPOINT\n"
@@ -49,56 +50,63 @@ static const char usage_text[] =
 	"\n"
 	"See credfs(8) and credfs.conf(5).\n";
 
+/* The mount command line, bound to a fuse_opt table (STYLE: sshfs). */
 struct mount_opts {
 	int foreground;
 	int debug;
-	const char *config;
-	const char *mountpoint;
-	struct buf fuse_opts;		/* comma-joined -o options */
+	char *config;			/* as given */
+	char *mountpoint;		/* as given */
+	int bad;			/* an unknown option or extra argument */
 };
 
-/* Parses the mount command line.  Options may follow the positional
- * arguments, as mount.fuse3 passes them.  Returns 0 or EXIT_USAGE. */
-static int parse_mount_args(int argc, char **argv, struct mount_opts *o)
-{
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i], *opt = NULL;
+#define MOUNT_OPT(t, p, v) { t, offsetof(struct mount_opts, p), v }
 
-		if (strcmp(a, "-f") == 0) {
-			o->foreground = 1;
-		} else if (strcmp(a, "-d") == 0) {
-			o->debug = 1;
-			o->foreground = 1;
-		} else if (strcmp(a, "-o") == 0) {
-			if (i + 1 >= argc) {
-				fprintf(stderr, "credfs: -o needs an argument\n");
-				return EXIT_USAGE;
-			}
-			opt = argv[++i];
-		} else if (strncmp(a, "-o", 2) == 0) {
-			opt = a + 2;
-		} else if (a[0] == '-') {
-			fprintf(stderr, "credfs: unknown option %s\n%s", a, usage_text);
-			return EXIT_USAGE;
-		} else if (!o->config) {
-			o->config = a;
-		} else if (!o->mountpoint) {
-			o->mountpoint = a;
-		} else {
-			fprintf(stderr, "credfs: unexpected argument %s\n%s", a, usage_text);
-			return EXIT_USAGE;
+static const struct fuse_opt mount_opt_spec[] = {
+	MOUNT_OPT("-f", foreground, 1),
+	MOUNT_OPT("-d", debug, 1),
+	MOUNT_OPT("debug", debug, 1),
+	FUSE_OPT_END
+};
+
+/* Positional arguments are CONFIG then MOUNTPOINT; every -o option is
+ * kept for the session; anything else is refused. */
+static int mount_opt_proc(void *data, const char *arg, int key,
+			  struct fuse_args *outargs)
+{
+	struct mount_opts *o = data;
+
+	(void)outargs;
+	if (key == FUSE_OPT_KEY_NONOPT) {
+		char **slot = !o->config ? &o->config :
+			      !o->mountpoint ? &o->mountpoint : NULL;
+
+		if (!slot) {
+			fprintf(stderr, "credfs: unexpected argument %s\n", arg);
+			o->bad = 1;
+			return 0;
 		}
-		if (opt && (buf_printf(&o->fuse_opts, ",%s", opt))) {
-			fprintf(stderr, "credfs: -o options too long\n");
-			return EXIT_USAGE;
-		}
+		*slot = strdup(arg);
+		return 0;
 	}
-	if (!o->config || !o->mountpoint) {
-		fprintf(stderr, "%s", usage_text);
-		return EXIT_USAGE;
+	if (arg[0] == '-') {
+		fprintf(stderr, "credfs: unknown option %s\n", arg);
+		o->bad = 1;
+		return 0;
 	}
-	return 0;
+	return 1;	/* a -o option: for the session */
 }
+
+/* Everything a mount holds, released in reverse order by run_mount. */
+struct mount {
+	struct mount_opts opts;
+	struct fuse_args args;		/* for fuse_session_new */
+	char config_abs[PATH_MAX];
+	char mount_abs[PATH_MAX];
+	struct generation *gen;
+	struct credfs fs;
+	struct fuse_session *se;
+	int mounted, signals, docs;
+};
 
 /* Secrets live in this process: never let them reach a core dump. */
 static void forbid_core_dumps(void)
@@ -109,12 +117,10 @@ static void forbid_core_dumps(void)
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
-#define SECRET_HEAP_SIZE (1 << 20)	/* room for a few hundred roles */
-
 /* Keys, session tokens and JWTs go to OpenSSL's secure heap: locked in
  * memory where the system allows it (never swapped) and left out of core
- * dumps.  Must run before the config (and its keys) is loaded.  Failure is
- * not fatal: secrets are still wiped before they are freed. */
+ * dumps.  Must run before the configuration (and its keys) is loaded.
+ * Failure is not fatal: secrets are still wiped before they are freed. */
 static void lock_secret_memory(void)
 {
 	switch (secret_heap_init(SECRET_HEAP_SIZE)) {
@@ -131,158 +137,208 @@ static void lock_secret_memory(void)
 	}
 }
 
-static int run_mount(struct mount_opts *o)
+/* CONFIG and MOUNTPOINT made absolute: the daemon changes to "/", and the
+ * role's config names files under the mountpoint. */
+static int resolve_paths(struct mount *m)
 {
-	struct credfs fs = {0};
-	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
-	struct fuse_session *se = NULL;
-	struct fuse_loop_config *loop = NULL;
-	struct invalidator *iv = NULL;
-	struct cfg *cfg;
-	struct signer *signer;
-	struct view *view;
-	size_t *slots, n_roles;
-	char config_abs[PATH_MAX], mount_abs[PATH_MAX], fsopt[PATH_MAX + 128];
-	int rc = EXIT_RUNTIME;
-
-	log_open("credfs", 0, o->debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
-	lock_secret_memory();
-	if (!realpath(o->config, config_abs)) {
-		fprintf(stderr, "credfs: %s: %s\n", o->config, strerror(errno));
+	if (!realpath(m->opts.config, m->config_abs)) {
+		fprintf(stderr, "credfs: %s: %s\n", m->opts.config, strerror(errno));
 		return EXIT_USAGE;
 	}
-	/* The role's config names files under the mountpoint: make it
-	 * absolute now, before the daemon changes to "/". */
-	if (!realpath(o->mountpoint, mount_abs)) {
-		fprintf(stderr, "credfs: %s: %s\n", o->mountpoint, strerror(errno));
+	/* libfuse's /dev/fd/N: a descriptor of a mount made by someone else. */
+	if (!strncmp(m->opts.mountpoint, "/dev/fd/", 8)) {
+		snprintf(m->mount_abs, sizeof(m->mount_abs), "%s", m->opts.mountpoint);
+	} else if (!realpath(m->opts.mountpoint, m->mount_abs)) {
+		fprintf(stderr, "credfs: %s: %s\n", m->opts.mountpoint,
+			strerror(errno));
 		return EXIT_USAGE;
 	}
-	if (strchr(config_abs, ',')) {
+	if (strchr(m->config_abs, ',')) {
 		fprintf(stderr, "credfs: %s: a comma in the config path is not supported\n",
-			config_abs);
+			m->config_abs);
 		return EXIT_USAGE;
 	}
-	rc = load_config(config_abs, &cfg, &signer);
-	if (rc)
-		return rc;
-	rc = EXIT_RUNTIME;
-	fs.uid = getuid();
-	fs.gid = getgid();
-	fs.started = time(NULL);
-	fs.mountpoint = mount_abs;
-	fs.config_path = config_abs;
-	n_roles = cfg->n_roles;
-	if (http_global_init()) {
-		signer_free(signer);
-		cfg_free(cfg);
-		goto out_http;
-	}
-	fs.engine = engine_new(cfg, signer);
-	slots = calloc(n_roles + 1, sizeof(*slots));
-	if (!fs.engine || !slots) {
-		free(slots);
-		signer_free(signer);
-		cfg_free(cfg);
-		goto out_engine;
-	}
-	for (size_t i = 0; i < n_roles; i++)
-		slots[i] = i;
-	/* The view owns cfg, signer and slots from here on. */
-	view = view_new(cfg, signer, slots, n_roles);
-	if (!view)
-		goto out_engine;
-	/* Parsing a large file leaves freed memory behind: give it back. */
-	malloc_trim(0);
-	atomic_init(&fs.view, view);
-	fs.pad_to = calloc(engine_slot_capacity(fs.engine) * ROLE_FILE_COUNT,
-			   sizeof(*fs.pad_to));
-	if (!fs.pad_to)
-		goto out_engine;
+	return 0;
+}
 
-	/* ro: the kernel refuses writes itself; default_permissions: the
-	 * kernel enforces each role's uid, gid and mode.  They come after
-	 * the user's options, where the last word wins: mount.fuse3 (fstab)
-	 * passes "rw,dev,suid", which must not undo them. */
+/* ro: the kernel refuses writes itself; default_permissions: the kernel
+ * enforces each role's uid, gid and mode.  They come after the user's
+ * options, where the last word wins: mount.fuse3 (fstab) passes
+ * "rw,dev,suid", which must not undo them. */
+static int make_session(struct mount *m)
+{
+	char fsopt[PATH_MAX + 128];
+
 	snprintf(fsopt, sizeof(fsopt),
 		 "-oro,nosuid,nodev,noatime,default_permissions,fsname=%s,subtype=credfs",
-		 config_abs);
-	if (fuse_opt_add_arg(&args, "credfs"))
-		goto out_engine;
-	if (o->fuse_opts.len && (fuse_opt_add_arg(&args, "-o") ||
-				 fuse_opt_add_arg(&args, o->fuse_opts.data + 1)))
-		goto out_engine;
-	if (fuse_opt_add_arg(&args, fsopt))
-		goto out_engine;
-	if (o->debug && fuse_opt_add_arg(&args, "-d"))
-		goto out_engine;
-
-	se = fuse_session_new(&args, &credfs_ops, sizeof(credfs_ops), &fs);
-	if (!se) {
+		 m->config_abs);
+	if (fuse_opt_add_arg(&m->args, fsopt) ||
+	    (m->opts.debug && fuse_opt_add_arg(&m->args, "-d")))
+		return EXIT_RUNTIME;
+	m->se = fuse_session_new(&m->args, &credfs_ops, sizeof(credfs_ops), &m->fs);
+	if (!m->se) {
 		fprintf(stderr, "credfs: bad mount options\n");
-		rc = EXIT_USAGE;
-		goto out_engine;
+		return EXIT_USAGE;
 	}
-	if (fuse_set_signal_handlers(se))
-		goto out_session;
-	if (fuse_session_mount(se, o->mountpoint)) {
-		fprintf(stderr, "credfs: cannot mount at %s\n", o->mountpoint);
-		goto out_signals;
+	return 0;
+}
+
+static int mount_session(struct mount *m)
+{
+	if (fuse_set_signal_handlers(m->se))
+		return EXIT_RUNTIME;
+	m->signals = 1;
+	/* The absolute path: unmounting happens after the change to "/". */
+	if (fuse_session_mount(m->se, m->mount_abs)) {
+		fprintf(stderr, "credfs: cannot mount at %s\n", m->mount_abs);
+		return EXIT_RUNTIME;
 	}
-	if (fuse_daemonize(o->foreground))
-		goto out_unmount;
-	if (!o->foreground) {
+	m->mounted = 1;
+	return 0;
+}
+
+static int detach(struct mount *m)
+{
+	if (fuse_daemonize(m->opts.foreground))
+		return EXIT_RUNTIME;
+	if (!m->opts.foreground) {
 		log_open("credfs", 1, LOG_LEVEL_INFO);
 		/* Memory locks do not survive fork(). */
 		if (secret_heap_relock())
 			log_debug("secrets: cannot lock the secure heap again after fork");
 	}
-	/* Threads start only now: fuse_daemonize() forks. */
-	iv = inval_start(se);
-	if (!iv || engine_set_listener(fs.engine, inval_role, iv))
-		goto out_unmount;
-	if (reload_start(&fs, se))
-		goto out_unmount;
-	log_info("mounted %s at %s: %zu role%s", config_abs, o->mountpoint,
-		 n_roles, n_roles == 1 ? "" : "s");
+	return 0;
+}
 
-	loop = fuse_loop_cfg_create();
+/* Threads start only now: fuse_daemonize() forks.  The invalidator first
+ * (the engine tells it), then the engine, the view and the reloader. */
+static int start_serving(struct mount *m)
+{
+	struct credfs *fs = &m->fs;
+	struct engine_options eo = { .listener = inval_role };
+	struct view *v;
+
+	fs->inval = inval_start(m->se, fs);
+	if (!fs->inval)
+		return EXIT_RUNTIME;
+	eo.listener_arg = fs->inval;
+	fs->engine = engine_new(m->gen, &eo);
+	if (!fs->engine)
+		return EXIT_RUNTIME;
+	v = view_new(fs->engine, m->gen);
+	if (!v)
+		return EXIT_RUNTIME;
+	view_slot_init(&fs->views, v);
+	if (reload_start(fs, m->se))
+		return EXIT_RUNTIME;
+	/* Parsing a large file leaves freed memory behind: give it back. */
+	malloc_trim(0);
+	log_info("mounted %s at %s: %zu role%s", m->config_abs, m->mount_abs,
+		 m->gen->cfg->n_roles, m->gen->cfg->n_roles == 1 ? "" : "s");
+	return 0;
+}
+
+static int serve(struct mount *m)
+{
+	struct fuse_loop_config *loop = fuse_loop_cfg_create();
+	int rc;
+
 	if (!loop)
-		goto out_unmount;
+		return EXIT_RUNTIME;
 	fuse_loop_cfg_set_max_threads(loop, CREDFS_MAX_THREADS);
 	fuse_loop_cfg_set_idle_threads(loop, 8);
-	rc = fuse_session_loop_mt(se, loop);
+	rc = fuse_session_loop_mt(m->se, loop);
+	fuse_loop_cfg_destroy(loop);
 	/* libfuse answers with the signal that ended the loop: SIGTERM and
 	 * SIGINT are a clean stop. */
 	rc = rc == 0 || rc == SIGTERM || rc == SIGINT ? 0 : EXIT_RUNTIME;
-	fuse_loop_cfg_destroy(loop);
-	log_info("unmounting %s", o->mountpoint);
+	log_info("unmounting %s", m->mount_abs);
+	return rc;
+}
 
-out_unmount:
+/* The stop order matters: no more reloads; the engine's threads stopped
+ * and its listener silenced; only then the invalidator it was telling;
+ * then the kernel side. */
+static void stop_serving(struct mount *m)
+{
+	struct credfs *fs = &m->fs;
+
 	reload_stop();
-	if (iv) {
-		engine_clear_listener(fs.engine);
-		inval_stop(iv);
-	}
-	fuse_session_unmount(se);
-out_signals:
-	fuse_remove_signal_handlers(se);
-out_session:
-	fuse_session_destroy(se);
-out_engine:
-	engine_free(fs.engine);
-	free(fs.pad_to);
-	view_free(fs.view);
-	reload_free_retired(&fs, 1);
-out_http:
+	if (fs->engine)
+		engine_stop(fs->engine);
+	inval_stop(fs->inval);
+	fs->inval = NULL;
+	if (m->mounted)
+		fuse_session_unmount(m->se);
+	if (m->signals)
+		fuse_remove_signal_handlers(m->se);
+	if (m->se)
+		fuse_session_destroy(m->se);
+	if (fs->views.current)
+		view_slot_destroy(&fs->views);
+	engine_free(fs->engine);
+	if (m->docs)
+		docs_destroy(&fs->docs);
+	generation_unref(m->gen);
+}
+
+static int run_mount(struct mount *m)
+{
+	int rc;
+
+	log_open("credfs", 0, m->opts.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+	lock_secret_memory();
+	rc = resolve_paths(m);
+	if (!rc)
+		rc = load_config(m->config_abs, &m->gen);
+	if (rc)
+		return rc;
+	m->fs.uid = getuid();
+	m->fs.gid = getgid();
+	m->fs.started = time(NULL);
+	m->fs.mountpoint = m->mount_abs;
+	m->fs.config_path = m->config_abs;
+	m->fs.no_push = getenv("CREDFS_TEST_NO_PUSH") != NULL;
+	rc = docs_init(&m->fs.docs) ? EXIT_RUNTIME : 0;
+	m->docs = !rc;
+	if (!rc && http_global_init())
+		rc = EXIT_RUNTIME;
+	if (!rc)
+		rc = make_session(m);
+	if (!rc)
+		rc = mount_session(m);
+	if (!rc)
+		rc = detach(m);
+	if (!rc)
+		rc = start_serving(m);
+	if (!rc)
+		rc = serve(m);
+	stop_serving(m);
 	http_global_cleanup();
-	fuse_opt_free_args(&args);
 	log_close();
 	return rc;
 }
 
+static int parse_mount_args(int argc, char **argv, struct mount *m)
+{
+	m->args = (struct fuse_args)FUSE_ARGS_INIT(argc, argv);
+	if (fuse_opt_parse(&m->args, &m->opts, mount_opt_spec, mount_opt_proc) ||
+	    m->opts.bad) {
+		fprintf(stderr, "%s", usage_text);
+		return EXIT_USAGE;
+	}
+	if (m->opts.debug)
+		m->opts.foreground = 1;
+	if (!m->opts.config || !m->opts.mountpoint) {
+		fprintf(stderr, "%s", usage_text);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	struct mount_opts o = {0};
+	struct mount m;
 	int rc;
 
 	forbid_core_dumps();
@@ -303,10 +359,12 @@ int main(int argc, char **argv)
 		if (strcmp(argv[1], "check") == 0)
 			return cmd_check(argc - 1, argv + 1);
 	}
-	buf_init(&o.fuse_opts, 4096);
-	rc = parse_mount_args(argc, argv, &o);
+	memset(&m, 0, sizeof(m));
+	rc = parse_mount_args(argc, argv, &m);
 	if (!rc)
-		rc = run_mount(&o);
-	buf_free(&o.fuse_opts);
+		rc = run_mount(&m);
+	fuse_opt_free_args(&m.args);
+	free(m.opts.config);
+	free(m.opts.mountpoint);
 	return rc;
 }

@@ -1,40 +1,37 @@
 /*
  * The FUSE low-level operations.  Each handler asks a worker for the
- * answer (0 or an errno) and only then chooses the reply.
+ * answer (0 or a positive errno) and only then chooses the reply.
  *
  * Caching (docs/caching.md): the kernel keeps every file's content and
  * attributes; open() answers ENOSYS once, so the kernel stops sending opens
  * at all, and a warm read never reaches this process.  A document is
  * produced only when the kernel has no copy: at getattr from a reader (the
- * request carries a file handle) or at read.  The invalidator (inval.c)
- * drops the kernel's copies whenever the engine says a role changed.
+ * request carries a file handle) or at read, and kept (docs.h) so that the
+ * reads which follow match the size the kernel was told.
+ *
+ * Access: the kernel checks each role's uid, gid and mode at open
+ * (default_permissions).  Since opens never reach the daemon, every read
+ * that does (and every getattr made by a reader) checks the caller again,
+ * against the configuration in force: a descriptor opened before a reload
+ * took the role away from its owner gets EACCES from the daemon.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include "buf.h"
+#include "clock.h"
 #include "credfs.h"
+#include "inval.h"
 #include "log.h"
 #include "render.h"
-#include "view.h"
 
-/* Entries and attributes stay cached this long: changes are pushed. */
-#define TIMEOUT_STEADY 3600.0
-/* A mirrored token file is looked at on every read: the kernel compares
- * its size and mtime (auto_inval_data) and drops its copy when they move. */
-#define TIMEOUT_TOKEN_FILE 0.0
-/* The size shown for a document not produced yet: one page.  The first
- * read asks for page 0 alone and learns the real size from its short
- * answer (docs/caching.md). */
+/* The size shown for a document not produced yet, with no attribute
+ * timeout, so the first reader's getattr produces it and learns its size. */
 #define SIZE_UNKNOWN 4096
-/* Padded sizes grow in these steps, with this much headroom. */
-#define PAD_STEP 512
-#define PAD_HEADROOM 256
+#define GROUPS_MAX 64
 
 static struct credfs *fs_of(fuse_req_t req)
 {
@@ -55,30 +52,26 @@ static void node_attr(const struct credfs *fs, const struct view *v,
 	switch (n->kind) {
 	case NODE_ROOT:
 		st->st_mode = S_IFDIR | 0555;
-		st->st_nlink = 2 + v->cfg->n_roles + (v->signer ? 1 : 0);
+		st->st_nlink = 2 + v->gen->cfg->n_roles + (v->gen->signer ? 1 : 0);
 		break;
 	case NODE_WELL_KNOWN:
 		st->st_mode = S_IFDIR | 0555;
 		st->st_nlink = 2;
 		break;
 	case NODE_DISCOVERY:
-		st->st_mode = S_IFREG | 0444;
-		st->st_size = (off_t)strlen(v->discovery);
-		break;
 	case NODE_JWKS:
+	case NODE_METRICS:
 		st->st_mode = S_IFREG | 0444;
-		st->st_size = (off_t)strlen(v->jwks);
 		break;
 	case NODE_ROLE_DIR:
-		role = &v->cfg->roles[n->role];
+		role = &v->gen->cfg->roles[n->role];
 		st->st_mode = S_IFDIR | (role->pres.mode == 0440 ? 0550 : 0500);
 		st->st_nlink = 2;
 		st->st_uid = role->pres.uid;
 		st->st_gid = role->pres.gid;
 		break;
 	case NODE_ROLE_FILE:
-		/* The size is filled in by file_attr(). */
-		role = &v->cfg->roles[n->role];
+		role = &v->gen->cfg->roles[n->role];
 		st->st_mode = S_IFREG | role->pres.mode;
 		st->st_uid = role->pres.uid;
 		st->st_gid = role->pres.gid;
@@ -86,129 +79,100 @@ static void node_attr(const struct credfs *fs, const struct view *v,
 	}
 }
 
-/* The steady size of file n: the largest document seen so far, rounded up
- * with headroom, so renewals (whose session tokens differ a little in
- * length) keep the size the kernel knows. */
-static size_t pad_size(struct credfs *fs, const struct node *n, size_t len)
+/* Whether the caller of req may read what the role's presentation allows
+ * (root always may, as the kernel lets it). */
+static int caller_may_read(fuse_req_t req, const struct cfg_presentation *p)
 {
-	_Atomic uint32_t *slot = &fs->pad_to[n->slot * ROLE_FILE_COUNT + n->file];
-	uint32_t cur = atomic_load(slot), want;
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	gid_t groups[GROUPS_MAX];
+	int n;
 
-	if (len <= cur)
-		return cur;
-	want = (uint32_t)((len + PAD_HEADROOM + PAD_STEP - 1) / PAD_STEP * PAD_STEP);
-	while (cur < want && !atomic_compare_exchange_weak(slot, &cur, want))
-		;
-	return cur > want ? cur : want;
+	if (ctx->uid == 0 || ctx->uid == p->uid)
+		return 1;
+	if (p->mode != 0440)
+		return 0;
+	if (ctx->gid == p->gid)
+		return 1;
+	n = fuse_req_getgroups(req, GROUPS_MAX, groups);
+	for (int i = 0; i < n && i < GROUPS_MAX; i++)
+		if (groups[i] == p->gid)
+			return 1;
+	return 0;
 }
 
-/* The size to show for a document that cannot be produced now: the size
- * it had before if it was padded, the fixed size of expiry, else a page. */
-static off_t unknown_size(struct credfs *fs, const struct node *n)
-{
-	uint32_t pad = atomic_load(&fs->pad_to[n->slot * ROLE_FILE_COUNT + n->file]);
-
-	size_t token;
-
-	if (n->file == ROLE_EXPIRY)
-		return 21;
-	if (n->file == ROLE_TOKEN) {
-		token = engine_token_size(fs->engine, n->slot);
-		if (token)
-			return (off_t)token;
-	}
-	return pad > SIZE_UNKNOWN ? (off_t)pad : SIZE_UNKNOWN;
-}
-
-/* Produces the whole document behind n into b (initialised by the caller
- * with RENDER_MAX).  Returns 0 or a negative errno; -EAGAIN in
- * RENDER_PEEK mode when it would need STS or signing. */
-static int file_render(struct credfs *fs, const struct view *v,
-		       const struct node *n, enum render_mode mode,
-		       struct buf *b)
+/* The document of file n.  For getattr (kept 0) a new one, which the
+ * kernel is about to be told about; for a read (kept 1) the one the
+ * kernel was last told about, if it may still be served, else a new one.
+ * A new one is kept from now on.  0 or a negative errno. */
+static int file_doc(struct credfs *fs, struct view *v, const struct node *n,
+		    fuse_ino_t ino, enum render_mode mode, int kept,
+		    struct doc **out)
 {
 	int r;
 
-	switch (n->kind) {
-	case NODE_DISCOVERY:
-		return buf_append_str(b, v->discovery);
-	case NODE_JWKS:
-		return buf_append_str(b, v->jwks);
-	case NODE_ROLE_FILE:
-		r = render_role_file(fs->engine, &v->cfg->roles[n->role],
-				     n->slot, n->file, fs->mountpoint, mode, b);
-		if (r || !render_is_padded(n->file))
-			return r;
-		return render_pad(n->file, b, pad_size(fs, n, b->len));
-	default:
-		return -EISDIR;
-	}
+	*out = kept ? docs_get(&fs->docs, ino, clock_boot_ms()) : NULL;
+	if (*out)
+		return 0;
+	r = render_node(fs, v, n, ino, mode, out);
+	if (!r)
+		docs_put(&fs->docs, ino, *out);
+	return r;
 }
 
-/* Attributes of n and how long the kernel may keep them.  reading: the
- * request comes from an open file (someone is reading it), so the document
- * may be produced, waiting on STS; otherwise (ls, stat) only what is at
- * hand is used, and a file that has no document yet shows SIZE_UNKNOWN.
- * Returns 0 or an errno. */
-static int file_attr(struct credfs *fs, const struct view *v,
-		     const struct node *n, fuse_ino_t ino, int reading,
-		     struct stat *st, double *timeout)
+/* Attributes of n and how long the kernel may keep them.  req: the
+ * request is a reader's (a getattr on an open file, or a read), so the
+ * document may be produced, waiting, and the caller is checked; otherwise
+ * (ls, stat, lookup) only what is at hand is used.  0 or an errno. */
+static int node_attrs(struct credfs *fs, struct view *v, const struct node *n,
+		      fuse_ino_t ino, fuse_req_t reader, struct stat *st,
+		      double *timeout)
 {
-	const struct cfg_role *role;
-	struct stat ts;
-	struct buf b;
+	struct doc *d = NULL;
 	int r;
 
 	node_attr(fs, v, n, ino, st);
 	*timeout = TIMEOUT_STEADY;
-	if (n->kind != NODE_ROLE_FILE)
+	if (n->kind == NODE_ROOT || n->kind == NODE_WELL_KNOWN ||
+	    n->kind == NODE_ROLE_DIR)
 		return 0;
-	role = &v->cfg->roles[n->role];
-	if (n->file == ROLE_TOKEN && role->x.token_source == CFG_TOKEN_FILE) {
-		/* Mirror the token file: its size and mtime tell the kernel
-		 * (auto_inval_data) when to drop its copy. */
-		*timeout = TIMEOUT_TOKEN_FILE;
-		if (stat(role->x.web_identity_token_file, &ts) == 0 &&
-		    ts.st_size >= 4) {
-			st->st_size = ts.st_size;
-			st->st_mtim = ts.st_mtim;
-			st->st_ctim = ts.st_ctim;
-		} else {
-			/* Missing or empty: let the read fail with EIO and
-			 * status say why. */
-			st->st_size = SIZE_UNKNOWN;
-		}
-		return 0;
-	}
-	buf_init(&b, RENDER_MAX);
-	r = file_render(fs, v, n, reading ? RENDER_WAIT : RENDER_PEEK, &b);
+	if (reader && n->kind == NODE_ROLE_FILE &&
+	    !caller_may_read(reader, &v->gen->cfg->roles[n->role].pres))
+		return EACCES;
+	r = file_doc(fs, v, n, ino, reader ? RENDER_WAIT : RENDER_PEEK, 0, &d);
 	if (r == -EAGAIN) {
-		/* No document yet: an upper bound.  The first read gets
-		 * the document in one piece and the kernel shrinks the size
-		 * to what it got; the change that follows (new credentials)
-		 * makes the kernel ask again and learn the exact size. */
-		st->st_size = unknown_size(fs, n);
-		r = 0;
-	} else if (r == 0) {
-		st->st_size = (off_t)b.len;
+		size_t known = docs_known_size(&fs->docs, ino);
+
+		st->st_size = (off_t)(known ? known : SIZE_UNKNOWN);
+		*timeout = 0.0;
+		return 0;
 	}
-	buf_free(&b);
-	return -r;
+	if (r)
+		return -r;
+	st->st_size = (off_t)d->len;
+	st->st_mtim = d->mtime;
+	st->st_ctim = d->mtime;
+	*timeout = d->attr_timeout;
+	doc_unref(d);
+	if (n->kind == NODE_ROLE_FILE && docs_is_revoked(&fs->docs, ino))
+		*timeout = 0.0;
+	return 0;
 }
 
 static int do_lookup(struct credfs *fs, fuse_ino_t parent, const char *name,
 		     struct fuse_entry_param *e)
 {
-	struct view *v = fs->view;
+	struct view *v = view_get(&fs->views);
 	struct node n;
-	int r = tree_lookup(&v->tree, parent, name, &n);
+	int r = -tree_lookup(&v->tree, parent, name, &n);
 
-	if (r)
-		return -r;
-	memset(e, 0, sizeof(*e));
-	e->ino = tree_ino(&n);
-	e->entry_timeout = TIMEOUT_STEADY;
-	return file_attr(fs, v, &n, e->ino, 0, &e->attr, &e->attr_timeout);
+	if (!r) {
+		memset(e, 0, sizeof(*e));
+		e->ino = tree_ino(&v->tree, &n);
+		e->entry_timeout = TIMEOUT_STEADY;
+		r = node_attrs(fs, v, &n, e->ino, NULL, &e->attr, &e->attr_timeout);
+	}
+	view_unref(v);
+	return r;
 }
 
 static void credfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -222,18 +186,26 @@ static void credfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_entry(req, &e);
 }
 
+static int do_getattr(struct credfs *fs, fuse_ino_t ino, fuse_req_t reader,
+		      struct stat *st, double *timeout)
+{
+	struct view *v = view_get(&fs->views);
+	struct node n;
+	int r = -tree_node(&v->tree, ino, &n);
+
+	if (!r)
+		r = node_attrs(fs, v, &n, ino, reader, st, timeout);
+	view_unref(v);
+	return r;
+}
+
 static void credfs_getattr(fuse_req_t req, fuse_ino_t ino,
 			   struct fuse_file_info *fi)
 {
-	struct credfs *fs = fs_of(req);
-	struct view *v = fs->view;
 	struct stat st;
-	struct node n;
 	double timeout;
-	int err = -tree_node(&v->tree, ino, &n);
+	int err = do_getattr(fs_of(req), ino, fi ? req : NULL, &st, &timeout);
 
-	if (!err)
-		err = file_attr(fs, v, &n, ino, fi != NULL, &st, &timeout);
 	if (err)
 		fuse_reply_err(req, err);
 	else
@@ -256,32 +228,48 @@ static void credfs_flush(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_err(req, ENOSYS);
 }
 
+/* The document for a read of ino, the caller checked.  0 or an errno. */
+static int do_read(struct credfs *fs, fuse_req_t req, fuse_ino_t ino,
+		   struct doc **out)
+{
+	struct view *v = view_get(&fs->views);
+	struct node n;
+	int r = -tree_node(&v->tree, ino, &n);
+
+	*out = NULL;
+	if (!r && n.kind == NODE_ROLE_FILE &&
+	    !caller_may_read(req, &v->gen->cfg->roles[n.role].pres))
+		r = EACCES;
+	if (!r)
+		r = -file_doc(fs, v, &n, ino, RENDER_WAIT, 1, out);
+	view_unref(v);
+	return r;
+}
+
 /* A read reaches here only when the kernel has no copy of the page: the
- * document is produced whole, from one snapshot of the role's state, and
- * the requested range of it is returned.  Documents fit in the first read
- * (they are far smaller than the kernel's read size). */
+ * document the kernel was last told about is served, or produced whole
+ * from one snapshot of the role's state. */
 static void credfs_read(fuse_req_t req, fuse_ino_t ino, size_t size,
 			off_t off, struct fuse_file_info *fi)
 {
 	struct credfs *fs = fs_of(req);
-	struct view *v = fs->view;
-	struct node n;
-	struct buf b;
-	int err = -tree_node(&v->tree, ino, &n);
+	struct doc *d;
+	int err;
 
-	buf_init(&b, RENDER_MAX);
-	if (!err)
-		err = -file_render(fs, v, &n, RENDER_WAIT, &b);
+	docs_read_begin(&fs->docs, ino);
+	err = do_read(fs, req, ino, &d);
 	if (err) {
 		fuse_reply_err(req, err);
-	} else if (off < 0 || (size_t)off >= b.len) {
+	} else if (off < 0 || (size_t)off >= d->len) {
 		fuse_reply_buf(req, NULL, 0);
 	} else {
-		if (size > b.len - (size_t)off)
-			size = b.len - (size_t)off;
-		fuse_reply_buf(req, b.data + off, size);
+		if (size > d->len - (size_t)off)
+			size = d->len - (size_t)off;
+		fuse_reply_buf(req, d->data + off, size);
 	}
-	buf_free(&b);
+	doc_unref(d);
+	if (docs_read_end(&fs->docs, ino) && fs->inval)
+		inval_ino(fs->inval, ino, 1);
 }
 
 static void credfs_release(fuse_req_t req, fuse_ino_t ino,
@@ -290,23 +278,36 @@ static void credfs_release(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_err(req, 0);
 }
 
+/* A directory handle holds the view it was opened with, so one listing
+ * is of one configuration. */
 static void credfs_opendir(fuse_req_t req, fuse_ino_t ino,
 			   struct fuse_file_info *fi)
 {
 	struct credfs *fs = fs_of(req);
-	struct view *v = fs->view;
+	struct view *v = view_get(&fs->views);
 	struct node n;
-	int r = tree_node(&v->tree, ino, &n);
+	int err = -tree_node(&v->tree, ino, &n);
 
-	if (r)
-		fuse_reply_err(req, -r);
-	else if (n.kind != NODE_ROOT && n.kind != NODE_WELL_KNOWN &&
-		 n.kind != NODE_ROLE_DIR)
-		fuse_reply_err(req, ENOTDIR);
-	else if (fi->flags & O_ACCMODE)
-		fuse_reply_err(req, EROFS);
-	else
-		fuse_reply_open(req, fi);
+	if (!err && n.kind != NODE_ROOT && n.kind != NODE_WELL_KNOWN &&
+	    n.kind != NODE_ROLE_DIR)
+		err = ENOTDIR;
+	else if (!err && (fi->flags & O_ACCMODE))
+		err = EROFS;
+	if (err) {
+		view_unref(v);
+		fuse_reply_err(req, err);
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)v;
+	if (fuse_reply_open(req, fi))
+		view_unref(v);
+}
+
+static void credfs_releasedir(fuse_req_t req, fuse_ino_t ino,
+			      struct fuse_file_info *fi)
+{
+	view_unref((struct view *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
 }
 
 /* Fills buf with entries from offset off on: "." and ".." first, then the
@@ -335,7 +336,7 @@ static size_t fill_dir(struct credfs *fs, const struct view *v,
 		} else {
 			if (tree_child(&v->tree, dir, idx - 2, &name, &child))
 				break;
-			node_attr(fs, v, &child, tree_ino(&child), &st);
+			node_attr(fs, v, &child, tree_ino(&v->tree, &child), &st);
 		}
 		len = fuse_add_direntry(req, buf + used, size - used, name,
 					&st, (off_t)idx + 1);
@@ -350,7 +351,7 @@ static void credfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 			   off_t off, struct fuse_file_info *fi)
 {
 	struct credfs *fs = fs_of(req);
-	struct view *v = fs->view;
+	struct view *v = (struct view *)(uintptr_t)fi->fh;
 	struct node dir;
 	char *buf;
 	int r = tree_node(&v->tree, ino, &dir);
@@ -413,12 +414,11 @@ static void credfs_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 
 static void credfs_init(void *userdata, struct fuse_conn_info *conn)
 {
-	/* Renders can wait on STS; let the kernel send reads of other
-	 * files meanwhile. */
+	/* Renders can wait on a token endpoint; let the kernel send reads
+	 * of other files meanwhile. */
 	if (conn->capable & FUSE_CAP_ASYNC_READ)
 		conn->want |= FUSE_CAP_ASYNC_READ;
-	/* A changed mtime or size drops the kernel's copy of a file (the
-	 * mirrored token files rely on it). */
+	/* A changed mtime or size drops the kernel's copy of a file. */
 	if (conn->capable & FUSE_CAP_AUTO_INVAL_DATA)
 		conn->want |= FUSE_CAP_AUTO_INVAL_DATA;
 }
@@ -441,4 +441,5 @@ const struct fuse_lowlevel_ops credfs_ops = {
 	.release = credfs_release,
 	.opendir = credfs_opendir,
 	.readdir = credfs_readdir,
+	.releasedir = credfs_releasedir,
 };

@@ -4,12 +4,12 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "inval.h"
 #include "log.h"
 
 static int hup_pipe[2] = {-1, -1};
@@ -29,23 +29,6 @@ static void on_sighup(int sig)
 	errno = saved;
 }
 
-void reload_free_retired(struct credfs *fs, int all)
-{
-	struct view **p = &fs->retired;
-	time_t now = time(NULL);
-
-	while (*p) {
-		struct view *v = *p;
-
-		if (all || now - v->retired_at > VIEW_GRACE_SECONDS) {
-			*p = v->next_retired;
-			view_free(v);
-		} else {
-			p = &v->next_retired;
-		}
-	}
-}
-
 static void inval_entry(struct fuse_session *se, fuse_ino_t parent,
 			const char *name)
 {
@@ -55,92 +38,107 @@ static void inval_entry(struct fuse_session *se, fuse_ino_t parent,
 		log_debug("invalidating entry %s: error %d", name, -r);
 }
 
-static void inval_inode(struct fuse_session *se, fuse_ino_t ino)
+/* Whether the owner, group or mode of a role changed. */
+static int access_changed(const struct cfg_presentation *a,
+			  const struct cfg_presentation *b)
 {
-	int r = fuse_lowlevel_notify_inval_inode(se, ino, 0, 0);
+	return a->uid != b->uid || a->gid != b->gid || a->mode != b->mode;
+}
 
-	if (r && r != -ENOENT && r != -EBADF && r != -ENODEV && r != -ENOTCONN)
-		log_debug("invalidating inode %lu: error %d", (unsigned long)ino, -r);
+/* A role whose owner or mode changed: from now on its files' attributes
+ * are never kept by the kernel, so each read reaches the daemon and its
+ * reader is checked; what the kernel holds now is dropped. */
+static void revoke_role(struct credfs *fs, const char *name)
+{
+	for (int f = 0; f < ROLE_FILE_COUNT; f++) {
+		uint64_t ino = tree_role_ino(name, f);
+
+		docs_mark_revoked(&fs->docs, ino);
+		docs_forget(&fs->docs, ino);
+		inval_ino(fs->inval, ino, 1);
+	}
+	inval_ino(fs->inval, tree_role_ino(name, ROLE_FILE_COUNT), 0);
+	log_info("role %s: owner or mode changed; files opened before are refused from now on",
+		 name);
 }
 
 /* Tells the kernel what the new view changed in the tree: entries of
- * roles that are gone, the root's attributes, every role directory's
- * attributes and config file (owner, mode and region may have changed),
- * and the issuer documents. */
-static void push_tree_changes(struct fuse_session *se, const struct view *old,
-			      const struct view *cur)
+ * roles that are gone, the root's attributes, the directories and files
+ * whose owner, mode or looks changed, and the issuer documents. */
+static void push_tree_changes(struct credfs *fs, struct fuse_session *se,
+			      const struct view *old, const struct view *cur)
 {
-	struct node n = {0}, found;
+	const struct cfg *oc = old->gen->cfg, *nc = cur->gen->cfg;
 
-	for (size_t i = 0; i < old->cfg->n_roles; i++) {
-		const char *name = old->cfg->roles[i].name;
+	for (size_t i = 0; i < oc->n_roles; i++) {
+		const struct cfg_role *was = &oc->roles[i];
+		const struct cfg_role *now = cfg_find_role(nc, was->name);
 
-		if (tree_lookup(&cur->tree, FUSE_ROOT_ID, name, &found))
-			inval_entry(se, FUSE_ROOT_ID, name);
+		if (!now) {
+			inval_entry(se, FUSE_ROOT_ID, was->name);
+			continue;
+		}
+		if (access_changed(&was->pres, &now->pres))
+			revoke_role(fs, was->name);
+		else if (!cfg_presentation_equal(&was->pres, &now->pres) ||
+			 was->x.cloud != now->x.cloud ||
+			 was->x.token_source != now->x.token_source ||
+			 nc->endpoint.present != oc->endpoint.present)
+			for (int f = 0; f <= ROLE_FILE_COUNT; f++)
+				inval_ino(fs->inval, tree_role_ino(was->name, f), 1);
+		if (was->x.token_source != now->x.token_source ||
+		    was->x.cloud != now->x.cloud ||
+		    nc->endpoint.present != oc->endpoint.present)
+			for (int f = 0; f < ROLE_FILE_COUNT; f++)
+				inval_entry(se, tree_role_ino(was->name, ROLE_FILE_COUNT),
+					    tree_role_file_name((enum role_file)f));
 	}
-	inval_inode(se, FUSE_ROOT_ID);
-	for (size_t i = 0; i < cur->cfg->n_roles; i++) {
-		n.kind = NODE_ROLE_DIR;
-		n.slot = cur->slot_of_role[i];
-		inval_inode(se, tree_ino(&n));
-		n.kind = NODE_ROLE_FILE;
-		n.file = ROLE_CONFIG;
-		inval_inode(se, tree_ino(&n));
-		/* A chained role may have become a signing one or back. */
-		inval_entry(se, tree_ino(&(struct node){.kind = NODE_ROLE_DIR,
-							.slot = n.slot}),
-			    "token");
-	}
-	if (old->signer || cur->signer) {
+	inval_ino(fs->inval, FUSE_ROOT_ID, 0);
+	if (old->gen->signer || cur->gen->signer) {
 		inval_entry(se, FUSE_ROOT_ID, "keys.json");
 		inval_entry(se, FUSE_ROOT_ID, ".well-known");
-		n.kind = NODE_JWKS;
-		inval_inode(se, tree_ino(&n));
-		n.kind = NODE_DISCOVERY;
-		inval_inode(se, tree_ino(&n));
+		static const enum node_kind docs[] = { NODE_DISCOVERY, NODE_JWKS };
+
+		for (size_t k = 0; k < sizeof(docs) / sizeof(docs[0]); k++) {
+			fuse_ino_t ino = tree_ino(&cur->tree,
+						  &(struct node){ .kind = docs[k] });
+
+			docs_forget(&fs->docs, ino);
+			inval_ino(fs->inval, ino, 1);
+		}
 	}
 }
 
 int reload_now(struct credfs *fs, struct fuse_session *se)
 {
 	struct cfg_error err;
-	struct cfg *cfg = NULL;
-	struct signer *signer = NULL;
+	struct generation *gen;
 	struct view *old, *cur;
-	size_t *slots;
 	char msg[sizeof(err.file) + CFG_ERROR_TEXT_MAX + 32];
 
-	if (cfg_load(fs->config_path, &cfg, &err) ||
-	    (cfg->signer.present && signer_load(cfg, &signer, &err))) {
+	if (generation_load(fs->config_path, &gen, &err)) {
 		cfg_error_format(&err, msg, sizeof(msg));
 		log_error("reload refused, the configuration in force is unchanged: %s",
 			  msg);
-		cfg_free(cfg);
 		return -1;
 	}
-	slots = calloc(cfg->n_roles + 1, sizeof(*slots));
-	if (!slots || engine_reload(fs->engine, cfg, signer, slots)) {
-		log_error("reload refused: the engine could not take the new roles");
-		free(slots);
-		signer_free(signer);
-		cfg_free(cfg);
+	if (engine_reload(fs->engine, gen)) {
+		generation_unref(gen);
 		return -1;
 	}
-	cur = view_new(cfg, signer, slots, engine_slot_count(fs->engine));
+	cur = view_new(fs->engine, gen);
+	generation_unref(gen);
 	if (!cur) {
 		/* The engine already runs the new roles; the tree keeps
-		 * showing the old ones until the next reload. */
-		log_error("reload: out of memory building the new tree");
+		 * showing the old ones until the next reload succeeds. */
+		log_error("reload: out of memory building the new tree; the files show the previous configuration");
 		return -1;
 	}
-	old = atomic_exchange(&fs->view, cur);
-	push_tree_changes(se, old, cur);
-	old->retired_at = time(NULL);
-	reload_free_retired(fs, 0);
-	old->next_retired = fs->retired;
-	fs->retired = old;
-	log_info("reloaded %s: %zu role%s", fs->config_path, cur->cfg->n_roles,
-		 cur->cfg->n_roles == 1 ? "" : "s");
+	old = view_swap(&fs->views, cur);
+	push_tree_changes(fs, se, old, cur);
+	view_unref(old);
+	log_info("reloaded %s: %zu role%s", fs->config_path, cur->gen->cfg->n_roles,
+		 cur->gen->cfg->n_roles == 1 ? "" : "s");
 	return 0;
 }
 
@@ -151,9 +149,11 @@ struct reload_args {
 
 static struct reload_args args;
 
+/* One reload per wake-up, however many signals arrived meanwhile: the
+ * pipe is drained before reloading. */
 static void *reload_main(void *arg)
 {
-	char buf[64];
+	char buf[256];
 	ssize_t n;
 
 	(void)arg;
@@ -165,6 +165,12 @@ static void *reload_main(void *arg)
 		}
 		if (memchr(buf, 'q', (size_t)n))
 			break;
+		/* Coalesce: take whatever else is pending without waiting. */
+		fcntl(hup_pipe[0], F_SETFL, O_NONBLOCK);
+		while ((n = read(hup_pipe[0], buf, sizeof(buf))) > 0)
+			if (memchr(buf, 'q', (size_t)n))
+				return NULL;
+		fcntl(hup_pipe[0], F_SETFL, 0);
 		reload_now(args.fs, args.se);
 	}
 	return NULL;

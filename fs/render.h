@@ -1,41 +1,42 @@
 /*
- * What each file of a role directory says.  Every call renders one whole
- * document from one snapshot of the role's state, so a reader never sees
- * half of an old and half of a new document.
+ * What each file of the tree says.  Every call renders one whole document
+ * from one snapshot of a role's state and says how long the kernel may
+ * keep it (docs.h: struct doc): a document never outlives the credentials
+ * it shows, and its attribute timeout ends no later than their refresh
+ * point, so even with no invalidation pushed at all (a daemon gone, a
+ * missed notification) the kernel asks again in time.  Its mtime changes
+ * with every generation of what it shows, so the kernel (auto_inval_data)
+ * drops pages of an older one when it asks.
  */
 #ifndef CREDFS_RENDER_H
 #define CREDFS_RENDER_H
 
-#include "buf.h"
-#include "engine.h"
+#include "credfs.h"
+#include "docs.h"
 #include "tree.h"
+#include "view.h"
 
-#define RENDER_MAX (64 * 1024)
+#define RENDER_MAX (64 * 1024)		/* any document but metrics */
+#define RENDER_METRICS_MAX (64 * 1024 * 1024)
+/* Attributes of what never changes but by a reload (which pushes). */
+#define TIMEOUT_STEADY 3600.0
+/* status is looked at afresh once a second. */
+#define TIMEOUT_STATUS 1.0
 
-/* Renders file f of role i into out (initialised by the caller with
- * RENDER_MAX).  mountpoint (absolute) places the role directory in config
- * when the role sets no consumer_path.  config and status never wait on
- * STS; credentials, expiry, process.json and env may, for up to the role's
- * wait_timeout, in RENDER_WAIT mode.  Returns 0 or a negative errno (-EIO
- * when no valid credentials; -EAGAIN in RENDER_PEEK mode when the document
- * would need STS or signing). */
 enum render_mode {
 	RENDER_WAIT,	/* a read: renew or sign as needed, waiting */
-	RENDER_PEEK,	/* a stat: only what is at hand, never STS or signing */
+	RENDER_PEEK,	/* a stat: only what is at hand, never a request */
 };
 
-int render_role_file(struct engine *e, const struct cfg_role *role, size_t i,
-		     enum role_file f, const char *mountpoint,
-		     enum render_mode mode, struct buf *out);
+/* Produces the document of node n (a file) of view v.  0 and *out
+ * (doc_unref it); -EAGAIN in RENDER_PEEK mode when it would need a
+ * request or a signature; -EIO when no valid credentials or token could be
+ * had (the reason is in status); -ENOENT for a role that is gone;
+ * -ENOMEM. */
+int render_node(struct credfs *fs, struct view *v, const struct node *n,
+		fuse_ino_t ino, enum render_mode mode, struct doc **out) WUR;
 
-/* Whether file f is padded to a steady size (see render_pad). */
+/* Whether file f is padded to a steady size. */
 int render_is_padded(enum role_file f);
-
-/* Pads document b of file f to exactly `to` bytes (to >= b->len) in a way
- * its readers ignore: a trailing comment line for credentials and env,
- * blanks before the final newline for JSON.  Keeping a file's size steady
- * across renewals is what lets the kernel cache it without ever pairing
- * one generation's size with another's bytes (docs/caching.md). */
-int render_pad(enum role_file f, struct buf *b, size_t to);
 
 #endif

@@ -1,59 +1,89 @@
 #include "view.h"
 
-#include <stdint.h>
 #include <stdlib.h>
 
-struct view *view_new(struct cfg *cfg, struct signer *signer,
-		      size_t *slot_of_role, size_t n_slots)
+struct view *view_new(struct engine *e, struct generation *gen)
 {
+	const struct cfg *cfg = gen->cfg;
 	struct view *v = calloc(1, sizeof(*v));
 
 	if (!v)
+		return NULL;
+	atomic_init(&v->refs, 1);
+	v->gen = generation_ref(gen);
+	v->roles = calloc(cfg->n_roles + 1, sizeof(*v->roles));
+	if (!v->roles)
 		goto fail;
-	v->cfg = cfg;
-	v->signer = signer;
-	v->slot_of_role = slot_of_role;
-	v->n_slots = n_slots;
-	cfg = NULL;
-	signer = NULL;
-	slot_of_role = NULL;
-	v->role_of_slot = malloc((n_slots + 1) * sizeof(*v->role_of_slot));
-	if (!v->role_of_slot)
-		goto fail_view;
-	for (size_t s = 0; s < n_slots; s++)
-		v->role_of_slot[s] = SIZE_MAX;
-	for (size_t i = 0; i < v->cfg->n_roles; i++)
-		v->role_of_slot[v->slot_of_role[i]] = i;
-	if (v->signer) {
-		v->jwks = signer_jwks(v->signer);
-		v->discovery = signer_discovery(v->signer);
-		if (!v->jwks || !v->discovery)
-			goto fail_view;
+	for (size_t i = 0; i < cfg->n_roles; i++) {
+		v->roles[i] = engine_role(e, cfg->roles[i].name);
+		if (!v->roles[i])
+			goto fail;
 	}
-	if (tree_init(&v->tree, v->cfg, v->signer != NULL, v->slot_of_role,
-		      v->role_of_slot, n_slots))
-		goto fail_view;
+	if (gen->signer) {
+		v->jwks = signer_jwks(gen->signer);
+		v->discovery = signer_discovery(gen->signer);
+		if (!v->jwks || !v->discovery)
+			goto fail;
+	}
+	if (tree_init(&v->tree, cfg, gen->signer != NULL))
+		goto fail;
 	return v;
-
-fail_view:
-	view_free(v);
 fail:
-	free(slot_of_role);
-	signer_free(signer);
-	cfg_free(cfg);
+	view_unref(v);
 	return NULL;
 }
 
-void view_free(struct view *v)
+struct view *view_ref(struct view *v)
 {
-	if (!v)
+	if (v)
+		atomic_fetch_add(&v->refs, 1);
+	return v;
+}
+
+void view_unref(struct view *v)
+{
+	if (!v || atomic_fetch_sub(&v->refs, 1) != 1)
 		return;
 	tree_destroy(&v->tree);
-	free(v->discovery);
+	for (size_t i = 0; v->roles && i < v->gen->cfg->n_roles; i++)
+		role_unref(v->roles[i]);
+	free(v->roles);
 	free(v->jwks);
-	free(v->role_of_slot);
-	free(v->slot_of_role);
-	signer_free(v->signer);
-	cfg_free(v->cfg);
+	free(v->discovery);
+	generation_unref(v->gen);
 	free(v);
+}
+
+void view_slot_init(struct view_slot *s, struct view *v)
+{
+	pthread_mutex_init(&s->lock, NULL);
+	s->current = v;
+}
+
+struct view *view_get(struct view_slot *s)
+{
+	struct view *v;
+
+	pthread_mutex_lock(&s->lock);
+	v = view_ref(s->current);
+	pthread_mutex_unlock(&s->lock);
+	return v;
+}
+
+struct view *view_swap(struct view_slot *s, struct view *v)
+{
+	struct view *old;
+
+	pthread_mutex_lock(&s->lock);
+	old = s->current;
+	s->current = v;
+	pthread_mutex_unlock(&s->lock);
+	return old;
+}
+
+void view_slot_destroy(struct view_slot *s)
+{
+	view_unref(s->current);
+	s->current = NULL;
+	pthread_mutex_destroy(&s->lock);
 }

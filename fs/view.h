@@ -1,41 +1,51 @@
 /*
- * A view: everything the FUSE operations read that a reload can change,
- * built whole and published with one atomic pointer swap.  A request
- * handler loads the current view once and uses only it, so it never sees
- * half of an old configuration and half of a new one.  A replaced view is
- * freed only after VIEW_GRACE_SECONDS, longer than any request or renewal
- * can hold on to it.
+ * A view: everything the FUSE operations read that a reload can change (a
+ * generation, the engine's handles of its roles, the tree, the issuer
+ * documents), built whole and published at once.  A request takes a
+ * reference to the current view and uses only it, so it never sees half
+ * of an old configuration and half of a new one; the last reference
+ * dropped frees the view (and, with it, its reference to the generation).
+ * A directory listing holds one for as long as the directory is open, so
+ * a listing continued across a reload neither skips nor repeats entries.
  */
 #ifndef CREDFS_VIEW_H
 #define CREDFS_VIEW_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
-#include <time.h>
 
-#include "config.h"
-#include "signer.h"
+#include "engine.h"
+#include "generation.h"
 #include "tree.h"
 
-#define VIEW_GRACE_SECONDS 900
-
 struct view {
-	struct cfg *cfg;
-	struct signer *signer;		/* NULL without [signer] */
-	char *jwks;			/* keys.json */
-	char *discovery;		/* .well-known/openid-configuration */
+	atomic_uint refs;
+	struct generation *gen;		/* a reference */
+	struct role **roles;		/* per cfg role: the engine's handle */
 	struct tree tree;
-	size_t *slot_of_role;		/* cfg->n_roles entries */
-	size_t *role_of_slot;		/* n_slots entries, SIZE_MAX: none */
-	size_t n_slots;
-
-	time_t retired_at;		/* when it was replaced */
-	struct view *next_retired;
+	char *jwks;			/* keys.json, NULL without [signer] */
+	char *discovery;		/* .well-known/openid-configuration */
 };
 
-/* A view of cfg and signer, taking them and slot_of_role over (also on
- * failure, when they are freed).  n_slots: the engine's slot count. */
-struct view *view_new(struct cfg *cfg, struct signer *signer,
-		      size_t *slot_of_role, size_t n_slots);
-void view_free(struct view *v);
+/* The current view and the lock that publishes it. */
+struct view_slot {
+	pthread_mutex_t lock;
+	struct view *current;		/* lock */
+};
+
+/* A view of gen for engine e (the engine must be running gen).  NULL when
+ * out of memory. */
+struct view *view_new(struct engine *e, struct generation *gen) WUR;
+struct view *view_ref(struct view *v);
+void view_unref(struct view *v);
+
+void view_slot_init(struct view_slot *s, struct view *v);
+/* The current view, a reference (view_unref it). */
+struct view *view_get(struct view_slot *s) WUR;
+/* Publishes v (taking the caller's reference); returns the one replaced,
+ * whose reference the caller now holds. */
+struct view *view_swap(struct view_slot *s, struct view *v) WUR;
+void view_slot_destroy(struct view_slot *s);
 
 #endif

@@ -139,7 +139,7 @@ class TestReadOnly(CredfsTestCase):
             self.assertIn(cm.exception.errno, (errno.EROFS, errno.EACCES, errno.EPERM,
                                                errno.ENOTSUP), name)
         self.assertEqual(sorted(os.listdir(m.path("app"))), ROLE_FILES)
-        self.assertEqual(sorted(os.listdir(m.mnt)), [".well-known", "app", "keys.json"])
+        self.assertEqual(sorted(os.listdir(m.mnt)), [".well-known", "app", "keys.json", "metrics"])
         self.assertEqual(stat.S_IMODE(os.stat(creds).st_mode), 0o400)
         self.assertTrue(m.read("app", "credentials") == before, "credentials changed")
         self.assertEqual(self.proxy.count(), calls)

@@ -128,7 +128,7 @@ class TestFiles(CredfsTestCase):
 
     def test_tree_listing_and_modes(self):
         m = self.mount(roles={"a": "subject = a\n", "b": "subject = b\nmode = 0440\n"})
-        self.assertEqual(sorted(os.listdir(m.mnt)), [".well-known", "a", "b", "keys.json"])
+        self.assertEqual(sorted(os.listdir(m.mnt)), [".well-known", "a", "b", "keys.json", "metrics"])
         self.assertEqual(sorted(os.listdir(m.path("a"))), ROLE_FILES)
         self.assertEqual(os.stat(m.path("a")).st_mode & 0o777, 0o500)
         self.assertEqual(os.stat(m.path("b")).st_mode & 0o777, 0o550)

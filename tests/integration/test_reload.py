@@ -36,7 +36,7 @@ class TestReload(CredfsTestCase):
         creds_a = m.read("a", "credentials")
         ino_b = os.stat(m.path("b", "credentials")).st_ino
         self.reload(m, roles={"a": "subject = a\n", "c": "subject = c\n"})
-        self.assertEqual(sorted(os.listdir(m.mnt)), [".well-known", "a", "c", "keys.json"])
+        self.assertEqual(sorted(os.listdir(m.mnt)), [".well-known", "a", "c", "keys.json", "metrics"])
         with self.assertRaises(FileNotFoundError):
             os.stat(m.path("b", "credentials"))
         self.assertIn("aws_session_token", m.read("c", "credentials"))
@@ -76,7 +76,7 @@ class TestReload(CredfsTestCase):
         line = len(self.config_text().splitlines()) + 2
         self.assertIn("%s:%d:" % (m.config, line), m.output())
         self.assertIsNone(m.proc.poll())
-        self.assertEqual(sorted(os.listdir(m.mnt)), [".well-known", "app", "keys.json"])
+        self.assertEqual(sorted(os.listdir(m.mnt)), [".well-known", "app", "keys.json", "metrics"])
         self.assertEqual(m.read("app", "credentials"), creds)
         self.assertEqual(self.proxy.count(), 1)
 

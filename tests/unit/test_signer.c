@@ -396,8 +396,8 @@ static void sign_and_verify(struct signer *s, EVP_PKEY *pub, const char *alg)
 	char *t1 = NULL, *t2 = NULL;
 	json_t *c1, *c2;
 
-	CHECK(signer_sign(s, SUBJECT, NOW, &t1) == 0);
-	CHECK(signer_sign(s, SUBJECT, NOW, &t2) == 0);
+	CHECK(signer_sign(s, SUBJECT, NULL, NOW, &t1, NULL, 0) == 0);
+	CHECK(signer_sign(s, SUBJECT, NULL, NOW, &t2, NULL, 0) == 0);
 	if (!t1 || !t2)
 		goto out;
 	CHECK_STR(signer_alg(s), alg);
@@ -826,7 +826,7 @@ static void check_jwk_verifies(json_t *keys, size_t i, struct signer *s)
 	json_t *c;
 
 	CHECK(pub != NULL);
-	CHECK(signer_sign(s, SUBJECT, NOW, &tok) == 0);
+	CHECK(signer_sign(s, SUBJECT, NULL, NOW, &tok, NULL, 0) == 0);
 	if (pub && tok) {
 		c = verify_jwt(tok, pub, signer_alg(s), signer_kid(s));
 		CHECK(c != NULL);
@@ -915,7 +915,7 @@ static void test_jwks_publishes_current_then_previous(void)
 		size_t sl = 0;
 		const char *d2;
 
-		CHECK(signer_sign(i ? s_ec : s_rsa, SUBJECT, NOW, &tok) == 0);
+		CHECK(signer_sign(i ? s_ec : s_rsa, SUBJECT, NULL, NOW, &tok, NULL, 0) == 0);
 		if (pub && tok) {
 			d2 = strrchr(tok, '.');
 			sig = b64url_decode(d2 + 1, strlen(d2 + 1), &sl);
@@ -1023,7 +1023,7 @@ static void *sign_many(void *p)
 		unsigned char *sig;
 		size_t sl = 0;
 
-		if (signer_sign(a->s, SUBJECT, NOW, &tok)) {
+		if (signer_sign(a->s, SUBJECT, NULL, NOW, &tok, NULL, 0)) {
 			a->bad++;
 			continue;
 		}

@@ -1,0 +1,86 @@
+#include "generation.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+struct generation_box {
+	atomic_uint refs;
+	struct generation g;
+};
+
+static atomic_uint_fast64_t last_number;
+static atomic_ulong live;
+
+static struct generation_box *box_of(struct generation *g)
+{
+	return (struct generation_box *)((char *)g -
+					 offsetof(struct generation_box, g));
+}
+
+struct generation *generation_new(struct cfg *cfg, struct signer *signer)
+{
+	struct generation_box *b = calloc(1, sizeof(*b));
+
+	if (!b) {
+		signer_free(signer);
+		cfg_free(cfg);
+		return NULL;
+	}
+	atomic_init(&b->refs, 1);
+	b->g.cfg = cfg;
+	b->g.signer = signer;
+	b->g.number = atomic_fetch_add(&last_number, 1) + 1;
+	atomic_fetch_add(&live, 1);
+	return &b->g;
+}
+
+int generation_load(const char *path, struct generation **out,
+		    struct cfg_error *err)
+{
+	struct cfg *cfg = NULL;
+	struct signer *signer = NULL;
+
+	*out = NULL;
+	if (cfg_load(path, &cfg, err))
+		return -1;
+	if (cfg->signer.present && signer_load(cfg, &signer, err)) {
+		cfg_free(cfg);
+		return -1;
+	}
+	*out = generation_new(cfg, signer);
+	if (!*out) {
+		snprintf(err->file, sizeof(err->file), "%s", path);
+		err->line = 0;
+		snprintf(err->text, sizeof(err->text), "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+struct generation *generation_ref(struct generation *g)
+{
+	if (g)
+		atomic_fetch_add(&box_of(g)->refs, 1);
+	return g;
+}
+
+void generation_unref(struct generation *g)
+{
+	struct generation_box *b;
+
+	if (!g)
+		return;
+	b = box_of(g);
+	if (atomic_fetch_sub(&b->refs, 1) == 1) {
+		signer_free(g->signer);
+		cfg_free(g->cfg);
+		free(b);
+		atomic_fetch_sub(&live, 1);
+	}
+}
+
+unsigned long generation_live_count(void)
+{
+	return atomic_load(&live);
+}

@@ -1,0 +1,125 @@
+#include "limiter.h"
+
+#include <string.h>
+
+#define RECOVERY_STEP_MS 1000
+#define RECOVERY_FACTOR 1.1
+/* With no configured rate, a throttling limit is lifted once recovery
+ * takes it this far above what was being sent. */
+#define UNLIMITED_LIFT 4.0
+
+void limiter_init(struct limiter *l, double max_rate, unsigned max_inflight,
+		  int64_t now_ms)
+{
+	memset(l, 0, sizeof(*l));
+	l->max_rate = max_rate;
+	l->max_inflight = max_inflight;
+	l->rate = max_rate;
+	l->tokens = 1.0;
+	l->refilled_ms = now_ms;
+	l->observed_ms = now_ms;
+}
+
+void limiter_configure(struct limiter *l, double max_rate,
+		       unsigned max_inflight, int64_t now_ms)
+{
+	l->max_rate = max_rate;
+	l->max_inflight = max_inflight;
+	if (!l->throttled_ms || (max_rate > 0 && l->rate > max_rate) ||
+	    (max_rate > 0 && l->rate == 0))
+		l->rate = max_rate;
+	l->refilled_ms = now_ms;
+}
+
+/* Recovery after throttling: a tenth more per quiet second. */
+static void recover(struct limiter *l, int64_t now_ms)
+{
+	double ceiling;
+
+	if (!l->throttled_ms)
+		return;
+	while (now_ms - l->recovered_ms >= RECOVERY_STEP_MS &&
+	       now_ms - l->throttled_ms >= RECOVERY_STEP_MS) {
+		l->recovered_ms += RECOVERY_STEP_MS;
+		l->rate *= RECOVERY_FACTOR;
+		ceiling = l->max_rate > 0 ? l->max_rate :
+					    l->observed * UNLIMITED_LIFT;
+		if (l->rate >= ceiling || (l->max_rate == 0 && l->rate > 1e6)) {
+			l->rate = l->max_rate;
+			l->throttled_ms = 0;
+			return;
+		}
+	}
+}
+
+static void refill(struct limiter *l, int64_t now_ms)
+{
+	if (l->rate > 0 && now_ms > l->refilled_ms) {
+		l->tokens += (double)(now_ms - l->refilled_ms) * l->rate / 1000.0;
+		if (l->tokens > 1.0)
+			l->tokens = 1.0;
+	}
+	l->refilled_ms = now_ms;
+}
+
+/* An exponentially weighted rate of request starts, for throttling a
+ * daemon that has no configured rate. */
+static void observe_start(struct limiter *l, int64_t now_ms)
+{
+	double dt = (double)(now_ms - l->observed_ms) / 1000.0;
+
+	if (dt > 0) {
+		double decay = dt >= 10.0 ? 0.0 : 1.0 - dt / 10.0;
+
+		l->observed *= decay;
+		l->observed_ms = now_ms;
+	}
+	l->observed += 0.1;	/* one start, over the 10 s window */
+}
+
+int64_t limiter_acquire(struct limiter *l, int64_t now_ms)
+{
+	recover(l, now_ms);
+	if (l->max_inflight && l->inflight >= l->max_inflight)
+		return -1;
+	if (l->rate > 0) {
+		refill(l, now_ms);
+		if (l->tokens < 1.0) {
+			int64_t ms = (int64_t)((1.0 - l->tokens) * 1000.0 / l->rate) + 1;
+
+			return ms > 0 ? ms : 1;
+		}
+		l->tokens -= 1.0;
+	}
+	l->inflight++;
+	observe_start(l, now_ms);
+	return 0;
+}
+
+void limiter_release(struct limiter *l, int64_t now_ms, int throttled)
+{
+	if (l->inflight)
+		l->inflight--;
+	if (!throttled)
+		return;
+	l->throttle_events++;
+	if (l->rate <= 0)
+		l->rate = l->observed > 0 ? l->observed : 1.0;
+	/* Halve at most once a second: a burst of throttled answers to
+	 * requests that were sent together is one signal, not many. */
+	if (!l->throttled_ms || now_ms - l->throttled_ms >= RECOVERY_STEP_MS)
+		l->rate /= 2.0;
+	if (l->rate < LIMITER_MIN_RATE)
+		l->rate = LIMITER_MIN_RATE;
+	if (l->tokens > 0)
+		l->tokens = 0;
+	l->throttled_ms = now_ms;
+	l->recovered_ms = now_ms;
+	l->refilled_ms = now_ms;
+}
+
+double limiter_rate(const struct limiter *l, int64_t now_ms)
+{
+	(void)now_ms;
+	return l->rate;
+}

@@ -1,0 +1,87 @@
+/*
+ * What the kernel was last told about each file, so that what it reads
+ * matches.  The kernel learns a file's size from getattr and then reads
+ * its pages with separate requests; if a renewal came in between and the
+ * document were produced again for the read, its bytes could belong to
+ * another generation than the size the kernel holds.  So the document
+ * produced for getattr (or for the first read) is kept here and served to
+ * the reads that follow, for as long as it is valid (never past the expiry
+ * of the credentials it shows) and at most DOCS_KEEP_MS after it was last
+ * used.  A document is replaced when the kernel asks for attributes
+ * again (after an invalidation, or when its attribute timeout ends): what
+ * getattr answers is always produced afresh, and kept.
+ *
+ * Also kept per file: whether its role's access was revoked, its steady size (render.h: documents are padded so
+ * that renewals keep the size the kernel knows) and how many reads of it
+ * are being answered (an invalidation of its pages must not wait behind
+ * them: inval.c defers it until they are done).
+ */
+#ifndef CREDFS_DOCS_H
+#define CREDFS_DOCS_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "compiler.h"
+
+#define DOCS_KEEP_MS 5000
+
+/* A produced document: immutable, reference-counted, wiped when freed. */
+struct doc {
+	char *data;
+	size_t len;
+	struct timespec mtime;		/* changes with every generation */
+	int64_t valid_until_boot;	/* never served after; INT64_MAX: always */
+	double attr_timeout;		/* how long the kernel may keep its attributes */
+};
+
+struct doc_entry;
+
+struct docs {
+	pthread_mutex_t lock;
+	struct doc_entry **tab;		/* open addressing by inode number */
+	size_t cap, n;
+};
+
+/* A document taking data (len bytes, malloc'd; wiped when freed) over. */
+struct doc *doc_new(char *data, size_t len) WUR;
+struct doc *doc_ref(struct doc *d);
+void doc_unref(struct doc *d);
+
+int docs_init(struct docs *ds) WUR;
+void docs_destroy(struct docs *ds);
+
+/* The document last kept for ino if it may still be served: a reference,
+ * or NULL. */
+struct doc *docs_get(struct docs *ds, uint64_t ino, int64_t now_boot) WUR;
+/* Keeps d (a reference is taken) as what the kernel was told about ino. */
+void docs_put(struct docs *ds, uint64_t ino, struct doc *d);
+/* Forgets the document of ino (its steady size stays). */
+void docs_forget(struct docs *ds, uint64_t ino);
+/* The steady size for a document of len bytes of ino: the largest seen,
+ * grown in steps with headroom.  step 0: no padding (returns len). */
+size_t docs_steady_size(struct docs *ds, uint64_t ino, size_t len, size_t step);
+/* The steady size ino had, 0 if none. */
+size_t docs_known_size(struct docs *ds, uint64_t ino);
+
+/* Reads being answered.  docs_read_end returns 1 if an invalidation of
+ * ino's pages was deferred and is now due (the caller queues it). */
+void docs_read_begin(struct docs *ds, uint64_t ino);
+int docs_read_end(struct docs *ds, uint64_t ino);
+/* 0 if ino's pages may be invalidated now; else 1, and the invalidation
+ * is remembered for docs_read_end. */
+int docs_defer_pages(struct docs *ds, uint64_t ino);
+
+/* Files whose role's owner or mode a reload changed: the kernel may keep
+ * their attributes no time at all from then on, so every read of them
+ * reaches the daemon, which checks the reader (ops.c).  For the life of
+ * the process. */
+void docs_mark_revoked(struct docs *ds, uint64_t ino);
+int docs_is_revoked(struct docs *ds, uint64_t ino);
+
+/* Drops documents not used for DOCS_KEEP_MS or no longer valid. */
+void docs_sweep(struct docs *ds, int64_t now_boot);
+
+#endif
