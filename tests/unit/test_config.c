@@ -9,13 +9,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "cfg_internal.h"
 #include "check.h"
 #include "config.h"
 #include "endpoints.h"
 
 #define CASE_DIR TEST_DATA_DIR "/config"
+#define DOCS_DIR TEST_DATA_DIR "/../../docs"
+#define MAN_DIR TEST_DATA_DIR "/../../man"
 
 static const char minimal[] =
 	"[credfs]\n"
@@ -673,6 +677,251 @@ static void test_config_style_errors(void)
 	}
 }
 
+
+/* A source_role error points at the source_role line. */
+static void test_source_role_lines(void)
+{
+	char got[1024];
+
+	load_error("[credfs]\nregion = eu-west-1\n"
+		   "[role a]\nrole_arn = arn:aws:iam::123456789012:role/a\n"
+		   "uid = 1\nsource_role = b\n"
+		   "[role b]\nsource_role = a\nrole_arn = arn:aws:iam::123456789012:role/b\n",
+		   got, sizeof(got));
+	CHECK_STR(got, "6: role \"a\": source_role chain loops: a -> b -> a");
+	load_error("[credfs]\nregion = eu-west-1\n"
+		   "[role a]\nsource_role = nope\n"
+		   "role_arn = arn:aws:iam::123456789012:role/a\n",
+		   got, sizeof(got));
+	CHECK_STR(got, "4: role \"a\": source_role \"nope\" is not a [role] in this file");
+}
+
+static void test_reserved_and_clashing_names(void)
+{
+	char got[1024];
+
+	load_error("[role metrics]\n", got, sizeof(got));
+	CHECK_STR(got, "1: role name \"metrics\" is reserved: MOUNTPOINT/metrics is a file of credfs");
+	/* Other names that start the same are fine. */
+	CHECK(name_id("c9LfFdOKnvD") == name_id("cWIlWO-7ngA"));
+	load_error("[role metrics2]\n[role cWIlWO-7ngA]\n[role c9LfFdOKnvD]\n",
+		   got, sizeof(got));
+	CHECK_STR(got, "3: role name \"c9LfFdOKnvD\" has the same identity as \"cWIlWO-7ngA\" (line 2), so their inode numbers would clash; rename one");
+}
+
+/* A FIFO, a device or a directory given as the configuration, or as
+ * ca_file, is refused at once: never opened for a blocking read. */
+static void test_not_regular_files(void)
+{
+	char dir[] = "/tmp/credfs-test-XXXXXX", fifo[64], text[256], got[1024];
+	struct cfg *cfg = NULL;
+	struct cfg_error err;
+
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+	CHECK(mkfifo(fifo, 0600) == 0);
+	alarm(10);	/* a hang is a failure, not a stuck test */
+	CHECK(cfg_load(fifo, &cfg, &err) == -1);
+	CHECK(cfg == NULL && err.line == 0);
+	CHECK_STR(err.text, "is a FIFO, not a regular file");
+	CHECK(cfg_load("/dev/null", &cfg, &err) == -1);
+	CHECK_STR(err.text, "is a character device, not a regular file");
+	snprintf(text, sizeof(text),
+		 "[credfs]\nregion = eu-west-1\n"
+		 "[role a]\nrole_arn = arn:aws:iam::123456789012:role/a\n"
+		 "web_identity_token_file = /t\nca_file = %s\n", fifo);
+	load_error(text, got, sizeof(got));
+	snprintf(text, sizeof(text), "6: ca_file \"%s\" is not a regular file",
+		 fifo);
+	CHECK_STR(got, text);
+	alarm(0);
+	unlink(fifo);
+	rmdir(dir);
+}
+
+/* Every field of each part counts in its comparison. */
+static void test_exchange_equal(void)
+{
+	struct cfg *a = load(minimal), *b = load(minimal);
+	struct cfg_exchange *x;
+	char *saved;
+
+	CHECK(a && b);
+	if (!a || !b)
+		goto out;
+	x = &b->roles[0].x;
+	CHECK(cfg_exchange_equal(&a->roles[0].x, x));
+#define X_DIFFERS(field, other)						\
+	do {								\
+		__typeof__(x->field) keep_ = x->field;			\
+		x->field = other;					\
+		CHECK(!cfg_exchange_equal(&a->roles[0].x, x));		\
+		x->field = keep_;					\
+	} while (0)
+	saved = (char *)"something else";
+	X_DIFFERS(cloud, CFG_CLOUD_GCP);
+	X_DIFFERS(token_source, CFG_TOKEN_FILE);
+	X_DIFFERS(subject, saved);
+	X_DIFFERS(audience, saved);
+	X_DIFFERS(web_identity_token_file, saved);
+	X_DIFFERS(source_role, saved);
+	X_DIFFERS(ca_file, saved);
+	X_DIFFERS(aws.role_arn, saved);
+	X_DIFFERS(aws.session_name, saved);
+	X_DIFFERS(aws.region, saved);
+	X_DIFFERS(aws.sts_endpoint, saved);
+	X_DIFFERS(aws.use_fips_endpoint, 1);
+	X_DIFFERS(aws.duration_seconds, 900);
+	X_DIFFERS(aws.extras.policy, saved);
+	X_DIFFERS(aws.extras.n_policy_arns, 1);
+	X_DIFFERS(aws.extras.external_id, saved);
+	X_DIFFERS(aws.extras.n_tags, 1);
+	X_DIFFERS(aws.extras.n_transitive_tag_keys, 1);
+	X_DIFFERS(aws.extras.source_identity, saved);
+	X_DIFFERS(gcp.service_account, saved);
+	X_DIFFERS(gcp.token_url, saved);
+	X_DIFFERS(gcp.impersonation_url, saved);
+	X_DIFFERS(gcp.scope, saved);
+	X_DIFFERS(azure.tenant_id, saved);
+	X_DIFFERS(azure.client_id, saved);
+	X_DIFFERS(azure.authority_host, saved);
+	X_DIFFERS(azure.scope, saved);
+#undef X_DIFFERS
+	CHECK(cfg_exchange_equal(&a->roles[0].x, x));
+out:
+	cfg_free(a);
+	cfg_free(b);
+}
+
+static void test_schedule_and_presentation_equal(void)
+{
+	struct cfg *a = load(minimal), *b = load(minimal);
+	struct cfg_schedule *s;
+	struct cfg_presentation *pr;
+
+	CHECK(a && b);
+	if (!a || !b)
+		goto out;
+	s = &b->roles[0].sched;
+	pr = &b->roles[0].pres;
+	CHECK(cfg_schedule_equal(&a->roles[0].sched, s));
+	CHECK(cfg_presentation_equal(&a->roles[0].pres, pr));
+	s->refresh_fraction = 0.5;
+	CHECK(!cfg_schedule_equal(&a->roles[0].sched, s));
+	*s = a->roles[0].sched;
+	s->min_validity = 1;
+	CHECK(!cfg_schedule_equal(&a->roles[0].sched, s));
+	*s = a->roles[0].sched;
+	s->wait_timeout = 1;
+	CHECK(!cfg_schedule_equal(&a->roles[0].sched, s));
+	*s = a->roles[0].sched;
+	s->refresh_jitter = 0.1;
+	CHECK(!cfg_schedule_equal(&a->roles[0].sched, s));
+	*s = a->roles[0].sched;
+
+	pr->uid++;
+	CHECK(!cfg_presentation_equal(&a->roles[0].pres, pr));
+	pr->uid--;
+	pr->gid++;
+	CHECK(!cfg_presentation_equal(&a->roles[0].pres, pr));
+	pr->gid--;
+	pr->mode = 0440;
+	CHECK(!cfg_presentation_equal(&a->roles[0].pres, pr));
+	pr->mode = 0400;
+	pr->config_style = CFG_STYLE_PROCESS;
+	CHECK(!cfg_presentation_equal(&a->roles[0].pres, pr));
+	pr->config_style = CFG_STYLE_REGION;
+	pr->consumer_path = (char *)"/elsewhere";
+	CHECK(!cfg_presentation_equal(&a->roles[0].pres, pr));
+	pr->consumer_path = NULL;
+	pr->authorization_token_rotation = 1;
+	CHECK(!cfg_presentation_equal(&a->roles[0].pres, pr));
+	pr->authorization_token_rotation = 0;
+	CHECK(cfg_presentation_equal(&a->roles[0].pres, pr));
+out:
+	cfg_free(a);
+	cfg_free(b);
+}
+
+
+/* A file with every key of the table, each where it belongs. */
+static const char every_key[] =
+	"[credfs]\n"
+	"region = eu-west-1\nsts_endpoint = https://sts.example.com\n"
+	"ca_file = " CASE_DIR "/README.md\nuse_fips_endpoint = false\n"
+	"duration_seconds = 3600\nrefresh_fraction = 0.8\nmin_validity = 900\n"
+	"wait_timeout = 10\nconfig_style = process\n"
+	"[signer]\nkey = /k.pem\nissuer = https://oidc.example.com\n"
+	"audience = sts.amazonaws.com\ntoken_lifetime = 3600\nclock_skew = 30\n"
+	"previous_keys = /old.pem\n"
+	"[role base]\nrole_arn = arn:aws:iam::123456789012:role/b\n"
+	"subject = s\nuid = 1\ngid = 2\nmode = 0440\n"
+	"consumer_path = /c\n"
+	"[role up]\nrole_arn = arn:aws:iam::123456789012:role/u\n"
+	"source_role = base\nsession_name = up\nexternal_id = ext\n"
+	"policy = {}\npolicy_arns = arn:aws:iam::aws:policy/ReadOnlyAccess\n"
+	"tags = team=ops\ntransitive_tag_keys = team\nsource_identity = alice\n"
+	"[role c]\nrole_arn = arn:aws:iam::123456789012:role/c\n"
+	"web_identity_token_file = /t\n";
+
+/* Whether the file at path contains text. */
+static int file_mentions(const char *path, const char *text)
+{
+	static char buf[256 * 1024];
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return strstr(buf, text) != NULL;
+}
+
+/* Every key of the table loads into its place, and is documented in the
+ * reference and the manual page. */
+static void test_every_key(void)
+{
+	struct cfg *cfg = load(every_key);
+	char needle[128];
+
+	CHECK(cfg != NULL);
+	if (cfg) {
+		CHECK(cfg->n_roles == 3);
+		CHECK(cfg->roles[1].x.aws.extras.n_tags == 1);
+		CHECK(cfg->signer.n_previous_keys == 1);
+	}
+	cfg_free(cfg);
+	for (int k = 0; k < K_COUNT; k++) {
+		const char *name = cfg_keys[k].name;
+
+		/* A list moves into its one place: never a [credfs] default. */
+		if ((cfg_keys[k].sections & SECT_CREDFS) &&
+		    cfg_keys[k].part == PART_ROLE &&
+		    cfg_keys[k].at.ctype >= C_STR_LIST) {
+			fprintf(stderr, "    key %s is a defaultable list\n", name);
+			check_failures_in_test++;
+		}
+
+		snprintf(needle, sizeof(needle), "\n%s = ", name);
+		if (!strstr(every_key, needle)) {
+			fprintf(stderr, "    key %s is not in every_key\n", name);
+			check_failures_in_test++;
+		}
+		snprintf(needle, sizeof(needle), "`%s`", name);
+		if (!file_mentions(DOCS_DIR "/configuration.md", needle)) {
+			fprintf(stderr, "    key %s is not in docs/configuration.md\n", name);
+			check_failures_in_test++;
+		}
+		snprintf(needle, sizeof(needle), "%s \" = ", name);
+		if (!file_mentions(MAN_DIR "/credfs.conf.5", needle)) {
+			fprintf(stderr, "    key %s is not in man/credfs.conf.5\n", name);
+			check_failures_in_test++;
+		}
+	}
+}
+
 static const struct check_case cases[] = {
 	CHECK_CASE(test_data_good_cases),
 	CHECK_CASE(test_data_bad_cases),
@@ -693,6 +942,12 @@ static const struct check_case cases[] = {
 	CHECK_CASE(test_load_string_reusable),
 	CHECK_CASE(test_config_style),
 	CHECK_CASE(test_config_style_errors),
+	CHECK_CASE(test_source_role_lines),
+	CHECK_CASE(test_reserved_and_clashing_names),
+	CHECK_CASE(test_not_regular_files),
+	CHECK_CASE(test_exchange_equal),
+	CHECK_CASE(test_schedule_and_presentation_equal),
+	CHECK_CASE(test_every_key),
 };
 
 int main(void)
