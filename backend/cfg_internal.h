@@ -10,7 +10,8 @@
  *   2. config.c builds struct cfg from the sections: the key table says
  *      where every value goes (cfg_store), then each concern fills in its
  *      defaults and checks what needs more than one key: cfg_role.c for a
- *      role, config.c for [signer] and the role chains.
+ *      role, cfg_http.c for [endpoint], config.c for [signer], [credfs] and
+ *      the role chains.
  * The first error recorded wins (cfg_fail); every later call is a no-op,
  * so the error reported is the first one in file order for pass 1, and the
  * first one by role, in file order, for pass 2.
@@ -29,11 +30,15 @@
 #include "names.h"
 
 #define CFG_LINE_MAX 8192		/* longest line, without its newline */
+#define CFG_CLOUDS 3			/* the values of enum cfg_cloud */
+
+_Static_assert(CFG_CLOUD_AZURE + 1 == CFG_CLOUDS, "one place per cloud");
 
 enum sect_kind {
 	SECT_CREDFS = 1,
 	SECT_SIGNER = 2,
 	SECT_ROLE = 4,
+	SECT_ENDPOINT = 8,
 };
 
 /* A key of [credfs] that a role may also set for itself; the role's wins. */
@@ -50,12 +55,20 @@ enum key_id {
 	K_REFRESH_FRACTION,
 	K_MIN_VALIDITY,
 	K_WAIT_TIMEOUT,
+	K_REFRESH_JITTER,
 	K_CONFIG_STYLE,
+	K_TOKEN_ROTATION,
+	/* [credfs] only: the fleet */
+	K_MAX_STS_RATE,
+	K_MAX_STS_INFLIGHT,
+	K_HOST_ID,
 	/* [role NAME]: the exchange */
+	K_CLOUD,
 	K_ROLE_ARN,
 	K_SUBJECT,
 	K_TOKEN_FILE,
 	K_SOURCE_ROLE,
+	K_AUDIENCE,
 	K_SESSION_NAME,
 	K_EXTERNAL_ID,
 	K_POLICY,
@@ -63,6 +76,13 @@ enum key_id {
 	K_TAGS,
 	K_TRANSITIVE,
 	K_SOURCE_IDENTITY,
+	K_SERVICE_ACCOUNT,
+	K_TOKEN_URL,
+	K_IMPERSONATION_URL,
+	K_TENANT_ID,
+	K_CLIENT_ID,
+	K_AUTHORITY_HOST,
+	K_SCOPE,
 	/* [role NAME]: the presentation */
 	K_UID,
 	K_GID,
@@ -75,6 +95,9 @@ enum key_id {
 	K_TOKEN_LIFETIME,
 	K_CLOCK_SKEW,
 	K_PREVIOUS_KEYS,
+	/* [endpoint] */
+	K_LISTEN,
+	K_IMDS_ROLE,
 	K_COUNT
 };
 
@@ -87,9 +110,12 @@ enum val_type {
 	V_BOOL,
 	V_INT,		/* a whole number, min..max */
 	V_FRACTION,	/* a decimal number, min < n < max */
+	V_NUMBER,	/* a decimal number, min <= n <= max */
 	V_CHOICE,	/* one of the row's words; the value is its index */
 	V_REGION,
-	V_URL_BASE,	/* the endpoint rule (cfg_url.c), trailing "/" dropped */
+	V_URL,		/* the endpoint rule (cfg_url.c), kept as written */
+	V_URL_BASE,	/* the endpoint rule, trailing "/" dropped */
+	V_URL_DIR,	/* the endpoint rule, ending with exactly one "/" */
 	V_ISSUER,	/* the issuer rule (cfg_url.c) */
 	V_ROLE_ARN,
 	V_ROLE_REF,	/* a role name (resolved when the whole file is read) */
@@ -102,6 +128,10 @@ enum val_type {
 	V_TAGS,		/* Key=Value, ..., at most max */
 	V_TAG_KEYS,	/* at most max, separated by commas or spaces */
 	V_CONSUMER_PATH, /* absolute, safe in a command line and an INI value */
+	V_EMAIL,	/* a service account's e-mail address */
+	V_SCOPES,	/* OAuth scopes, separated by spaces, at most max */
+	V_GUID,		/* stored lower case */
+	V_LISTEN,	/* address:port, ..., at most max (cfg_http.c) */
 	V_COUNT
 };
 
@@ -113,28 +143,33 @@ enum val_form {
 	F_DBL,
 	F_STR_LIST,
 	F_TAG_LIST,
+	F_LISTEN_LIST,
 };
 
 /* The C type of the field a value is stored in. */
 enum c_type {
-	C_NONE,
+	C_NONE,		/* nowhere: not a key of that cloud */
 	C_STR,
 	C_INT,
 	C_UINT,		/* also uid_t, gid_t, mode_t and the enums */
 	C_DOUBLE,
 	C_STR_LIST,
 	C_TAG_LIST,
+	C_LISTEN_LIST,
 };
 
 #define CFG_CTYPE_OF(lvalue) _Generic((lvalue),				\
 	char *: C_STR, int: C_INT, unsigned: C_UINT, double: C_DOUBLE,	\
-	char **: C_STR_LIST, struct cfg_tag *: C_TAG_LIST)
+	char **: C_STR_LIST, struct cfg_tag *: C_TAG_LIST,		\
+	struct cfg_listen *: C_LISTEN_LIST)
 
 /* Which struct of struct cfg a key's value lands in. */
 enum cfg_part {
 	PART_ROLE,	/* struct cfg_role (for every role, from its own key or
 			 * the [credfs] default) */
 	PART_SIGNER,	/* struct cfg_signer */
+	PART_FLEET,	/* struct cfg_fleet */
+	PART_ENDPOINT,	/* struct cfg_endpoint */
 };
 
 /* Where in its part a value goes; lists also store their length. */
@@ -157,10 +192,15 @@ struct key_def {
 	enum val_type type;
 	double min, max;		/* bounds: of a number, of a text's
 					 * length, of a list's count */
-	const char *example;		/* V_FRACTION: for messages */
+	const char *example;		/* V_FRACTION, V_NUMBER: for messages */
 	const char *const *words;	/* V_CHOICE: NULL-terminated */
 	enum cfg_part part;
-	struct cfg_place at;
+	/* PART_ROLE: the place for a role of each cloud; C_NONE means the
+	 * key is not one of that cloud's (an error in the role itself,
+	 * unused when it comes from [credfs]).  Other parts: at[0]. */
+	struct cfg_place at[CFG_CLOUDS];
+	bool inert_elsewhere;		/* in a role of another cloud: unused,
+					 * not an error */
 };
 
 extern const struct key_def cfg_keys[K_COUNT];
@@ -176,6 +216,7 @@ struct val {
 		double dbl;
 		char **list;
 		struct cfg_tag *tags;
+		struct cfg_listen *listen;
 	};
 };
 
@@ -208,6 +249,7 @@ struct parser {
 
 	struct section credfs;
 	struct section signer;
+	struct section endpoint;
 	struct section **roles;
 	size_t n_roles;
 	struct name_index role_names;	/* name -> index into roles */
@@ -215,7 +257,7 @@ struct parser {
 	struct section *cur;		/* NULL before the first header */
 
 	/* The STS endpoint named by the environment, looked up once, when
-	 * the first role without sts_endpoint needs it. */
+	 * the first AWS role without sts_endpoint needs it. */
 	bool env_endpoint_done;
 	char *env_endpoint;		/* NULL: none */
 };
@@ -276,6 +318,17 @@ enum cfg_url_rule {
  * msg; -ENOMEM. */
 int cfg_url_check(const char *label, const char *url, enum cfg_url_rule rule,
 		  char *msg, size_t len) WUR;
+
+/* ---- [endpoint] (cfg_http.c) ---- */
+
+/* Parses one listen address ("127.0.0.1:9911", "[::1]:9911") and checks
+ * that it may serve plain HTTP.  0, or -1 with a sentence in msg. */
+int cfg_listen_parse(const char *item, struct cfg_listen *out, char *msg,
+		     size_t len);
+/* Whether two listen addresses are the same address and port. */
+bool cfg_listen_same(const struct cfg_listen *a, const struct cfg_listen *b);
+/* Fills cfg->endpoint from [endpoint]; needs the roles built. */
+int cfg_build_endpoint(struct parser *p, struct cfg *cfg);
 
 /* ---- roles (cfg_role.c) ---- */
 

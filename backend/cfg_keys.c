@@ -1,10 +1,10 @@
 /*
- * The key table (SPEC.md "Configuration (INI)"), and storing values where
- * the table says.
+ * The key table (SPEC.md "Configuration (INI)", "Credentials over HTTP",
+ * "Fleets", "Other clouds"), and storing values where the table says.
  *
  * A row names the key, the sections it may be written in, its type and
  * bounds, and where its value goes: a part of struct cfg and a field in
- * it.  The field's C type is taken from the
+ * it, per cloud for a role's keys.  The field's C type is taken from the
  * field itself (CFG_PLACE), so a row cannot store into a field of another
  * type.  Each type has one validator (cfg_values.c), which looks at one
  * value only; what needs several keys (defaults, required keys, one token
@@ -18,9 +18,18 @@
 
 /* ---- the table ---- */
 
-#define ROLE(f) .at = CFG_PLACE(struct cfg_role, f)
-#define ROLE_LIST(f, n) .at = CFG_LIST_PLACE(struct cfg_role, f, n)
-#define SIGNER(f) .part = PART_SIGNER, .at = CFG_PLACE(struct cfg_signer, f)
+#define ROLE(f) CFG_PLACE(struct cfg_role, f)
+#define ROLE_LIST(f, n) CFG_LIST_PLACE(struct cfg_role, f, n)
+#define EVERY_CLOUD(f)							\
+	{ [CFG_CLOUD_AWS] = ROLE(f), [CFG_CLOUD_GCP] = ROLE(f),		\
+	  [CFG_CLOUD_AZURE] = ROLE(f) }
+#define AWS(f) { [CFG_CLOUD_AWS] = ROLE(f) }
+#define AWS_LIST(f, n) { [CFG_CLOUD_AWS] = ROLE_LIST(f, n) }
+#define GCP(f) { [CFG_CLOUD_GCP] = ROLE(f) }
+#define AZURE(f) { [CFG_CLOUD_AZURE] = ROLE(f) }
+#define SIGNER(f) .part = PART_SIGNER, .at = { CFG_PLACE(struct cfg_signer, f) }
+#define FLEET(f) .part = PART_FLEET, .at = { CFG_PLACE(struct cfg_fleet, f) }
+#define ENDPOINT(f) .part = PART_ENDPOINT, .at = { CFG_PLACE(struct cfg_endpoint, f) }
 
 static const char *const config_style_words[] = {
 	[CFG_STYLE_REGION] = "region",
@@ -29,61 +38,101 @@ static const char *const config_style_words[] = {
 	NULL
 };
 
+static const char *const cloud_words[] = {
+	[CFG_CLOUD_AWS] = "aws",
+	[CFG_CLOUD_GCP] = "gcp",
+	[CFG_CLOUD_AZURE] = "azure",
+	NULL
+};
+
 const struct key_def cfg_keys[K_COUNT] = {
 	/* [credfs] defaults a role may override */
 	[K_REGION] = { "region", SECT_DEFAULTABLE, V_REGION,
-		       ROLE(x.aws.region) },
+		       .at = AWS(x.aws.region), .inert_elsewhere = true },
 	[K_STS_ENDPOINT] = { "sts_endpoint", SECT_DEFAULTABLE, V_URL_BASE,
-			     ROLE(x.aws.sts_endpoint) },
+			     .at = AWS(x.aws.sts_endpoint) },
 	[K_CA_FILE] = { "ca_file", SECT_DEFAULTABLE, V_CA_FILE,
-			ROLE(x.ca_file) },
+			.at = EVERY_CLOUD(x.ca_file) },
 	[K_USE_FIPS] = { "use_fips_endpoint", SECT_DEFAULTABLE, V_BOOL,
-			 ROLE(x.aws.use_fips_endpoint) },
+			 .at = AWS(x.aws.use_fips_endpoint) },
 	[K_DURATION] = { "duration_seconds", SECT_DEFAULTABLE, V_INT, 900, 43200,
-			 ROLE(x.aws.duration_seconds) },
+			 .at = AWS(x.aws.duration_seconds) },
 	[K_REFRESH_FRACTION] = { "refresh_fraction", SECT_DEFAULTABLE,
 				 V_FRACTION, 0, 1, "0.8",
-				 ROLE(sched.refresh_fraction) },
+				 .at = EVERY_CLOUD(sched.refresh_fraction) },
 	[K_MIN_VALIDITY] = { "min_validity", SECT_DEFAULTABLE, V_INT, 0, 43200,
-			     ROLE(sched.min_validity) },
+			     .at = EVERY_CLOUD(sched.min_validity) },
 	[K_WAIT_TIMEOUT] = { "wait_timeout", SECT_DEFAULTABLE, V_INT, 1, 300,
-			     ROLE(sched.wait_timeout) },
+			     .at = EVERY_CLOUD(sched.wait_timeout) },
+	[K_REFRESH_JITTER] = { "refresh_jitter", SECT_DEFAULTABLE, V_NUMBER,
+			       0, 0.5, "0.1",
+			       .at = EVERY_CLOUD(sched.refresh_jitter) },
 	[K_CONFIG_STYLE] = { "config_style", SECT_DEFAULTABLE, V_CHOICE,
 			     .words = config_style_words,
-			     ROLE(pres.config_style) },
+			     .at = AWS(pres.config_style) },
+	[K_TOKEN_ROTATION] = { "authorization_token_rotation",
+			       SECT_DEFAULTABLE, V_INT, 0, 1000000,
+			       .at = EVERY_CLOUD(pres.authorization_token_rotation) },
+
+	/* [credfs] only: bounds for the whole daemon */
+	[K_MAX_STS_RATE] = { "max_sts_rate", SECT_CREDFS, V_NUMBER, 0, 100000,
+			     "20", FLEET(max_sts_rate) },
+	[K_MAX_STS_INFLIGHT] = { "max_sts_inflight", SECT_CREDFS, V_INT, 0,
+				 10000, FLEET(max_sts_inflight) },
+	[K_HOST_ID] = { "host_id", SECT_CREDFS, V_TEXT, 1, 256,
+			FLEET(host_id) },
 
 	/* [role NAME]: what the token endpoint needs */
+	[K_CLOUD] = { "cloud", SECT_ROLE, V_CHOICE, .words = cloud_words,
+		      .at = EVERY_CLOUD(x.cloud) },
 	[K_ROLE_ARN] = { "role_arn", SECT_ROLE, V_ROLE_ARN,
-			 ROLE(x.aws.role_arn) },
+			 .at = AWS(x.aws.role_arn) },
 	[K_SUBJECT] = { "subject", SECT_ROLE, V_TEXT, 1, 1024,
-			ROLE(x.subject) },
+			.at = EVERY_CLOUD(x.subject) },
 	[K_TOKEN_FILE] = { "web_identity_token_file", SECT_ROLE, V_PATH,
-			   ROLE(x.web_identity_token_file) },
+			   .at = EVERY_CLOUD(x.web_identity_token_file) },
 	[K_SOURCE_ROLE] = { "source_role", SECT_ROLE, V_ROLE_REF,
-			    ROLE(x.source_role) },
+			    .at = AWS(x.source_role) },
+	[K_AUDIENCE] = { "audience", SECT_ROLE, V_TEXT, 1, 1024,
+			 .at = EVERY_CLOUD(x.audience) },
 	[K_SESSION_NAME] = { "session_name", SECT_ROLE, V_AWS_NAME, 2, 64,
-			     ROLE(x.aws.session_name) },
+			     .at = AWS(x.aws.session_name) },
 	[K_EXTERNAL_ID] = { "external_id", SECT_ROLE, V_EXTERNAL_ID, 2, 1224,
-			    ROLE(x.aws.extras.external_id) },
+			    .at = AWS(x.aws.extras.external_id) },
 	[K_POLICY] = { "policy", SECT_ROLE, V_POLICY, 0, 2048,
-		       ROLE(x.aws.extras.policy) },
+		       .at = AWS(x.aws.extras.policy) },
 	[K_POLICY_ARNS] = { "policy_arns", SECT_ROLE, V_POLICY_ARNS, 0, 10,
-			    ROLE_LIST(x.aws.extras.policy_arns,
-				      x.aws.extras.n_policy_arns) },
+			    .at = AWS_LIST(x.aws.extras.policy_arns,
+					   x.aws.extras.n_policy_arns) },
 	[K_TAGS] = { "tags", SECT_ROLE, V_TAGS, 0, 50,
-		     ROLE_LIST(x.aws.extras.tags, x.aws.extras.n_tags) },
+		     .at = AWS_LIST(x.aws.extras.tags, x.aws.extras.n_tags) },
 	[K_TRANSITIVE] = { "transitive_tag_keys", SECT_ROLE, V_TAG_KEYS, 0, 50,
-			   ROLE_LIST(x.aws.extras.transitive_tag_keys,
-				     x.aws.extras.n_transitive_tag_keys) },
+			   .at = AWS_LIST(x.aws.extras.transitive_tag_keys,
+					  x.aws.extras.n_transitive_tag_keys) },
 	[K_SOURCE_IDENTITY] = { "source_identity", SECT_ROLE, V_AWS_NAME, 2, 64,
-				ROLE(x.aws.extras.source_identity) },
+				.at = AWS(x.aws.extras.source_identity) },
+	[K_SERVICE_ACCOUNT] = { "service_account", SECT_ROLE, V_EMAIL, 3, 254,
+				.at = GCP(x.gcp.service_account) },
+	[K_TOKEN_URL] = { "token_url", SECT_ROLE, V_URL,
+			  .at = GCP(x.gcp.token_url) },
+	[K_IMPERSONATION_URL] = { "impersonation_url", SECT_ROLE, V_URL_BASE,
+				  .at = GCP(x.gcp.impersonation_url) },
+	[K_TENANT_ID] = { "tenant_id", SECT_ROLE, V_GUID,
+			  .at = AZURE(x.azure.tenant_id) },
+	[K_CLIENT_ID] = { "client_id", SECT_ROLE, V_GUID,
+			  .at = AZURE(x.azure.client_id) },
+	[K_AUTHORITY_HOST] = { "authority_host", SECT_ROLE, V_URL_DIR,
+			       .at = AZURE(x.azure.authority_host) },
+	[K_SCOPE] = { "scope", SECT_ROLE, V_SCOPES, 1, 32,
+		      .at = { [CFG_CLOUD_GCP] = ROLE(x.gcp.scope),
+			      [CFG_CLOUD_AZURE] = ROLE(x.azure.scope) } },
 
 	/* [role NAME]: who may read the files and what they say */
-	[K_UID] = { "uid", SECT_ROLE, V_ID, ROLE(pres.uid) },
-	[K_GID] = { "gid", SECT_ROLE, V_ID, ROLE(pres.gid) },
-	[K_MODE] = { "mode", SECT_ROLE, V_MODE, ROLE(pres.mode) },
+	[K_UID] = { "uid", SECT_ROLE, V_ID, .at = EVERY_CLOUD(pres.uid) },
+	[K_GID] = { "gid", SECT_ROLE, V_ID, .at = EVERY_CLOUD(pres.gid) },
+	[K_MODE] = { "mode", SECT_ROLE, V_MODE, .at = EVERY_CLOUD(pres.mode) },
 	[K_CONSUMER_PATH] = { "consumer_path", SECT_ROLE, V_CONSUMER_PATH, 1,
-			      1024, ROLE(pres.consumer_path) },
+			      1024, .at = EVERY_CLOUD(pres.consumer_path) },
 
 	/* [signer] */
 	[K_KEY] = { "key", SECT_SIGNER, V_PATH, SIGNER(key) },
@@ -96,9 +145,17 @@ const struct key_def cfg_keys[K_COUNT] = {
 			   SIGNER(clock_skew) },
 	[K_PREVIOUS_KEYS] = { "previous_keys", SECT_SIGNER, V_PATH_LIST,
 			      .part = PART_SIGNER,
-			      .at = CFG_LIST_PLACE(struct cfg_signer,
-						   previous_keys,
-						   n_previous_keys) },
+			      .at = { CFG_LIST_PLACE(struct cfg_signer,
+						     previous_keys,
+						     n_previous_keys) } },
+
+	/* [endpoint] */
+	[K_LISTEN] = { "listen", SECT_ENDPOINT, V_LISTEN, 1, 16,
+		       .part = PART_ENDPOINT,
+		       .at = { CFG_LIST_PLACE(struct cfg_endpoint, listen,
+					      n_listen) } },
+	[K_IMDS_ROLE] = { "imds_role", SECT_ENDPOINT, V_ROLE_REF,
+			  ENDPOINT(imds_role) },
 };
 
 /* The C types a field may have for a value of each form. */
@@ -115,6 +172,8 @@ static bool form_fits(enum val_form form, enum c_type ctype)
 		return ctype == C_STR_LIST;
 	case F_TAG_LIST:
 		return ctype == C_TAG_LIST;
+	case F_LISTEN_LIST:
+		return ctype == C_LISTEN_LIST;
 	case F_NONE:
 		break;
 	}
@@ -173,6 +232,9 @@ void cfg_val_free(struct val *v)
 	case F_TAG_LIST:
 		free_tags(v->tags, v->n);
 		break;
+	case F_LISTEN_LIST:
+		free(v->listen);
+		break;
 	case F_NONE:
 	case F_NUM:
 	case F_DBL:
@@ -196,6 +258,9 @@ void cfg_section_label(const struct section *s, char *out, size_t len)
 	case SECT_SIGNER:
 		snprintf(out, len, "[signer]");
 		break;
+	case SECT_ENDPOINT:
+		snprintf(out, len, "[endpoint]");
+		break;
 	case SECT_ROLE:
 		snprintf(out, len, "[role %s]", s->name);
 		break;
@@ -208,8 +273,10 @@ static void move_list(enum c_type ctype, char *at, size_t *count,
 {
 	if (ctype == C_STR_LIST)
 		*(char ***)(void *)at = v->list;
-	else
+	else if (ctype == C_TAG_LIST)
 		*(struct cfg_tag **)(void *)at = v->tags;
+	else
+		*(struct cfg_listen **)(void *)at = v->listen;
 	*count = v->n;
 	v->list = NULL;
 	v->n = 0;
@@ -242,6 +309,7 @@ int cfg_store(struct parser *p, const struct cfg_place *pl, void *base,
 		return 0;
 	case C_STR_LIST:
 	case C_TAG_LIST:
+	case C_LISTEN_LIST:
 		/* A list has one owner: it moves, and is never a default. */
 		if (!move)
 			return cfg_fail(p, v->line,
@@ -260,7 +328,7 @@ int cfg_store_section(struct parser *p, struct section *s, enum cfg_part part,
 {
 	for (int k = 0; k < K_COUNT; k++)
 		if (cfg_keys[k].part == part && s->v[k].line &&
-		    cfg_store(p, &cfg_keys[k].at, base, &s->v[k], true))
+		    cfg_store(p, &cfg_keys[k].at[0], base, &s->v[k], true))
 			return -1;
 	return 0;
 }

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <ini.h>
 
@@ -144,6 +145,7 @@ static int begin_section(struct parser *p, const char *name, size_t len)
 	} single[] = {
 		{ "credfs", SECT_CREDFS, offsetof(struct parser, credfs) },
 		{ "signer", SECT_SIGNER, offsetof(struct parser, signer) },
+		{ "endpoint", SECT_ENDPOINT, offsetof(struct parser, endpoint) },
 	};
 
 	while (len && isspace((unsigned char)*name)) {
@@ -168,6 +170,12 @@ static int begin_section(struct parser *p, const char *name, size_t len)
 		p->cur = s;
 		return 0;
 	}
+	/* [endpoint] is left out of the list, which names the sections
+	 * every file uses, unless the name is close to it. */
+	if (len >= 8 && !strncasecmp(name, "endpoint", 8))
+		return cfg_fail(p, p->lineno,
+				"unknown section [%.*s]; did you mean [endpoint]?",
+				(int)len, name);
 	if (len < 4 || memcmp(name, "role", 4) ||
 	    (len > 4 && !isspace((unsigned char)name[4])))
 		return cfg_fail(p, p->lineno,
@@ -306,6 +314,7 @@ static void where_it_belongs(unsigned sections, char *out, size_t len)
 	} order[] = {
 		{ SECT_ROLE, "a", "[role NAME]" },
 		{ SECT_SIGNER, "a", "[signer]" },
+		{ SECT_ENDPOINT, "an", "[endpoint]" },
 		{ SECT_CREDFS, "a", "[credfs]" },
 	};
 	size_t used = 0;
@@ -420,6 +429,7 @@ void cfg_parser_free(struct parser *p)
 {
 	cfg_section_free(&p->credfs);
 	cfg_section_free(&p->signer);
+	cfg_section_free(&p->endpoint);
 	for (size_t i = 0; i < p->n_roles; i++) {
 		cfg_section_free(p->roles[i]);
 		free(p->roles[i]);

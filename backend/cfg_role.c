@@ -3,12 +3,14 @@
  *
  * The key table puts every value where it goes (apply_keys); what is left
  * is done by concern, one function each, in this order:
- *   - the endpoint: the region, the STS endpoint, role_arn;
+ *   - the cloud: which keys a role of that cloud may have at all;
+ *   - AWS: the region, the STS endpoint, role_arn;
  *   - the token source: exactly one of subject, web_identity_token_file
- *     and source_role, each with what it needs;
- *   - the audience of a signed token;
- *   - the session (duration, chaining, name, config_style) and the
- *     chaining extras.
+ *     and source_role (AWS only), each with what it needs;
+ *   - the audience of the token;
+ *   - AWS: the session (duration, chaining, name, config_style) and the
+ *     chaining extras; GCP: the workload identity provider and Google's
+ *     endpoints; Azure: the tenant, the client and Entra ID's endpoint.
  * An error about a key that is wrong is reported at the key's line; one
  * about a key that is missing at the role's header line.
  */
@@ -24,6 +26,16 @@
 
 #define CHAINED_DURATION_MAX 3600	/* STS limit for role chaining */
 #define SESSION_NAME_MAX 64
+
+#define GCP_TOKEN_URL "https://sts.googleapis.com/v1/token"
+#define GCP_IMPERSONATION_URL "https://iamcredentials.googleapis.com/v1"
+#define GCP_SCOPE "https://www.googleapis.com/auth/cloud-platform"
+#define GCP_PROVIDER_SHAPE						\
+	"//iam.googleapis.com/projects/NUMBER/locations/global/"	\
+	"workloadIdentityPools/POOL/providers/PROVIDER"
+#define AZURE_AUTHORITY_HOST "https://login.microsoftonline.com/"
+#define AZURE_SCOPE "https://management.azure.com/.default"
+#define AZURE_AUDIENCE "api://AzureADTokenExchange"
 
 static const struct cfg_schedule schedule_defaults = {
 	.refresh_fraction = 0.8,
@@ -66,34 +78,87 @@ static int fill_default(struct parser *p, char **field, const char *dflt)
 	return *field ? 0 : -1;
 }
 
-/* Every key of a role, from the role or else from [credfs], into its
- * place.  The role's own values move; defaults are copied, as every role
- * may take them. */
+static bool starts_with(const char *s, const char *prefix)
+{
+	return !strncmp(s, prefix, strlen(prefix));
+}
+
+/* ---- the cloud ---- */
+
+/* "aws", "gcp and azure", ...: the clouds whose roles take key k. */
+static void clouds_of(enum key_id k, char *out, size_t len)
+{
+	size_t used = 0;
+
+	out[0] = '\0';
+	for (int c = 0; c < CFG_CLOUDS && used < len; c++)
+		if (cfg_keys[k].at[c].ctype)
+			used += (size_t)snprintf(out + used, len - used, "%s%s",
+						 used ? " and " : "",
+						 cfg_cloud_name((enum cfg_cloud)c));
+}
+
+/* A key the role sets for itself must be one of its cloud's; the first
+ * that is not, in file order, is the error.  (A [credfs] default for
+ * another cloud is simply not used.) */
+static int check_cloud_keys(struct parser *p, const struct section *r,
+			    enum cfg_cloud cloud)
+{
+	enum key_id bad = K_COUNT;
+	char clouds[64];
+
+	for (int k = 0; k < K_COUNT; k++) {
+		const struct key_def *d = &cfg_keys[k];
+
+		if (d->part != PART_ROLE || !r->v[k].line ||
+		    d->at[cloud].ctype || d->inert_elsewhere)
+			continue;
+		if (bad == K_COUNT || r->v[k].line < r->v[bad].line)
+			bad = (enum key_id)k;
+	}
+	if (bad == K_COUNT)
+		return 0;
+	clouds_of(bad, clouds, sizeof(clouds));
+	return cfg_fail(p, r->v[bad].line,
+			"role \"%s\": %s is a key of %s roles, and this role is cloud = %s%s",
+			r->name, cfg_keys[bad].name, clouds,
+			cfg_cloud_name(cloud),
+			bad == K_SOURCE_ROLE ?
+				": give it subject or web_identity_token_file" :
+				"");
+}
+
+/* Every key of the role's cloud, from the role or else from [credfs],
+ * into its place.  The role's own values move; defaults are copied, as
+ * every role may take them. */
 static int apply_keys(struct parser *p, struct section *r,
 		      struct cfg_role *role)
 {
 	for (int k = 0; k < K_COUNT; k++) {
+		const struct cfg_place *pl = &cfg_keys[k].at[role->x.cloud];
 		bool own = r->v[k].line;
 		struct val *v = own ? &r->v[k] : &p->credfs.v[k];
 
-		if (cfg_keys[k].part != PART_ROLE || !v->line)
+		if (cfg_keys[k].part != PART_ROLE || !pl->ctype || !v->line)
 			continue;
-		if (cfg_store(p, &cfg_keys[k].at, role, v, own))
+		if (cfg_store(p, pl, role, v, own))
 			return -1;
 	}
 	return 0;
 }
 
-static void init_role(struct cfg_role *role)
+static void init_role(struct cfg_role *role, enum cfg_cloud cloud)
 {
-	role->x.aws = aws_defaults;
+	role->x.cloud = cloud;
+	if (cloud == CFG_CLOUD_AWS)
+		role->x.aws = aws_defaults;
 	role->sched = schedule_defaults;
 	role->pres = presentation_defaults;
 	role->pres.uid = getuid();
 	role->pres.gid = getgid();
 }
 
-/* ---- where STS is ---- */
+/* ---- AWS: where STS is ---- */
 
 /* The STS endpoint the AWS SDKs take from the environment when nothing
  * else names one: AWS_ENDPOINT_URL_STS, then AWS_ENDPOINT_URL (an empty
@@ -186,14 +251,16 @@ static int aws_role_arn(struct parser *p, const struct section *r,
 
 /* ---- the token ---- */
 
-/* Exactly one token source, with what it needs: a signer for subject, a
- * role of this file for source_role. */
+/* Exactly one token source, with what it needs: a signer for subject, an
+ * AWS role of this file for source_role. */
 static int token_source(struct parser *p, const struct section *r,
 			const struct cfg_signer *signer, struct cfg_role *role)
 {
 	static const enum key_id sources[] = { K_SUBJECT, K_TOKEN_FILE,
 					       K_SOURCE_ROLE };
-	const char *which = "subject, web_identity_token_file or source_role";
+	const char *which = role->x.cloud == CFG_CLOUD_AWS ?
+		"subject, web_identity_token_file or source_role" :
+		"subject or web_identity_token_file";
 	int n = 0, last_line = 0, j;
 
 	for (size_t i = 0; i < ARRAY_SIZE(sources); i++) {
@@ -226,22 +293,75 @@ static int token_source(struct parser *p, const struct section *r,
 		return cfg_fail(p, r->v[K_SOURCE_ROLE].line,
 				"role \"%s\": source_role \"%s\" is not a [role] in this file",
 				r->name, role->x.source_role);
+	if (p->roles[j]->v[K_CLOUD].line &&
+	    p->roles[j]->v[K_CLOUD].num != CFG_CLOUD_AWS)
+		return cfg_fail(p, r->v[K_SOURCE_ROLE].line,
+				"role \"%s\": source_role \"%s\" is a cloud = %s role; AssumeRole needs AWS credentials",
+				r->name, role->x.source_role,
+				cfg_cloud_name((enum cfg_cloud)p->roles[j]->v[K_CLOUD].num));
 	role->x.token_source = CFG_TOKEN_CHAINED;
 	role->source_index = (size_t)j;
 	return 0;
 }
 
-/* A signed token's aud: the signer's. */
-static int token_audience(struct parser *p, const struct cfg_signer *signer,
-			  struct cfg_role *role)
+/* "//iam.googleapis.com/projects/NUMBER/locations/global/
+ * workloadIdentityPools/POOL/providers/PROVIDER". */
+static bool gcp_provider_ok(const char *s)
 {
-	if (role->x.token_source != CFG_TOKEN_SIGNED)
-		return 0;
-	role->x.audience = cfg_strdup(p, signer->audience);
-	return role->x.audience ? 0 : -1;
+	static const char *const steps[] = {
+		"//iam.googleapis.com/projects/",
+		"/locations/global/workloadIdentityPools/", "/providers/",
+	};
+	static const char id_chars[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		"0123456789_-";
+
+	for (size_t i = 0; i < ARRAY_SIZE(steps); i++) {
+		size_t n;
+
+		if (!starts_with(s, steps[i]))
+			return false;
+		s += strlen(steps[i]);
+		n = strspn(s, i ? id_chars : "0123456789");
+		if (n < 1 || n > 64)
+			return false;
+		s += n;
+	}
+	return !*s;
 }
 
-/* ---- the session ---- */
+/* A signed token's aud: the role's audience, else its cloud's default.
+ * A GCP role always names its workload identity provider, whatever its
+ * token source, because Google's STS takes it with every exchange. */
+static int token_audience(struct parser *p, const struct section *r,
+			  const struct cfg_signer *signer, struct cfg_role *role)
+{
+	struct cfg_exchange *x = &role->x;
+	int line = r->v[K_AUDIENCE].line;
+
+	if (x->cloud == CFG_CLOUD_GCP) {
+		if (!x->audience)
+			return cfg_fail(p, r->line,
+					"role \"%s\": audience is required for a gcp role: its workload identity provider, " GCP_PROVIDER_SHAPE,
+					r->name);
+		if (!gcp_provider_ok(x->audience))
+			return cfg_fail(p, line,
+					"role \"%s\": audience must be a workload identity provider, " GCP_PROVIDER_SHAPE ", not \"%s\"",
+					r->name, x->audience);
+		return 0;
+	}
+	if (x->token_source != CFG_TOKEN_SIGNED) {
+		if (line)
+			return cfg_fail(p, line,
+					"role \"%s\": audience is only for a role with subject, whose token credfs signs",
+					r->name);
+		return 0;
+	}
+	return fill_default(p, &x->audience, x->cloud == CFG_CLOUD_AZURE ?
+				     AZURE_AUDIENCE : signer->audience);
+}
+
+/* ---- each cloud's own ---- */
 
 /* Duration (capped for a chained role) against min_validity, the
  * session name, config_style and the chaining extras. */
@@ -295,19 +415,59 @@ static int aws_extras(struct parser *p, const struct section *r,
 	return 0;
 }
 
+static int gcp_part(struct parser *p, struct cfg_role *role)
+{
+	struct cfg_gcp *g = &role->x.gcp;
+
+	return fill_default(p, &g->token_url, GCP_TOKEN_URL) ||
+	       fill_default(p, &g->impersonation_url, GCP_IMPERSONATION_URL) ||
+	       fill_default(p, &g->scope, GCP_SCOPE) ? -1 : 0;
+}
+
+static int azure_part(struct parser *p, const struct section *r,
+		      struct cfg_role *role)
+{
+	struct cfg_azure *a = &role->x.azure;
+
+	if (!a->tenant_id)
+		return cfg_fail(p, r->line,
+				"role \"%s\": tenant_id is required for an azure role (the directory's GUID)",
+				r->name);
+	if (!a->client_id)
+		return cfg_fail(p, r->line,
+				"role \"%s\": client_id is required for an azure role (the application's GUID)",
+				r->name);
+	return fill_default(p, &a->authority_host, AZURE_AUTHORITY_HOST) ||
+	       fill_default(p, &a->scope, AZURE_SCOPE) ? -1 : 0;
+}
+
 int cfg_build_role(struct parser *p, struct section *r,
 		   const struct cfg_signer *signer, struct cfg_role *role)
 {
+	enum cfg_cloud cloud = r->v[K_CLOUD].line ?
+		(enum cfg_cloud)r->v[K_CLOUD].num : CFG_CLOUD_AWS;
+
 	memcpy(role->name, r->name, sizeof(role->name));
 	role->line = r->line;
-	init_role(role);
+	if (check_cloud_keys(p, r, cloud))
+		return -1;
+	init_role(role, cloud);
 	if (apply_keys(p, r, role))
 		return -1;
-	if (aws_region(p, r, role) || aws_endpoint(p, r, role) ||
-	    aws_role_arn(p, r, role))
+	if (cloud == CFG_CLOUD_AWS &&
+	    (aws_region(p, r, role) || aws_endpoint(p, r, role) ||
+	     aws_role_arn(p, r, role)))
 		return -1;
 	if (token_source(p, r, signer, role) ||
-	    token_audience(p, signer, role))
+	    token_audience(p, r, signer, role))
 		return -1;
-	return aws_session(p, r, role) || aws_extras(p, r, role) ? -1 : 0;
+	switch (cloud) {
+	case CFG_CLOUD_AWS:
+		return aws_session(p, r, role) || aws_extras(p, r, role) ? -1 : 0;
+	case CFG_CLOUD_GCP:
+		return gcp_part(p, role);
+	case CFG_CLOUD_AZURE:
+		return azure_part(p, r, role);
+	}
+	return 0;
 }

@@ -3,9 +3,10 @@
  * parser makes of them, so that what is judged is what libcurl will
  * connect to (curl_url_set() turns "http://127.1" into host 127.0.0.1, for
  * one):
- *   - an endpoint (sts_endpoint, AWS_ENDPOINT_URL*): https://, or http://
- *     only to a loopback address (127.0.0.0/8, [::1], localhost); a port
- *     and a path may follow;
+ *   - an endpoint (sts_endpoint, token_url, impersonation_url,
+ *     authority_host, AWS_ENDPOINT_URL*): https://, or http:// only to a
+ *     loopback address (127.0.0.0/8, [::1], localhost); a port and a path
+ *     may follow;
  *   - an issuer ([signer] issuer): https://, no port, no trailing "/";
  *   - both: a host name of letters, digits, "." "-" "_" or an IP address;
  *     no user name or password (and then the URL is not echoed in the

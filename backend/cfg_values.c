@@ -19,6 +19,7 @@
 
 #define TAG_KEY_MAX 128
 #define TAG_VALUE_MAX 256
+#define SCOPE_MAX 512			/* one scope's length */
 
 /* ---- helpers ---- */
 
@@ -35,6 +36,12 @@ static const char role_name_chars[] =
 static const char consumer_path_chars[] =
 	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 	"/._-+@=,:~%";
+/* A service account's address goes into a URL path: nothing here needs
+ * escaping there. */
+static const char email_local_chars[] =
+	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.+_-";
+static const char email_domain_chars[] =
+	"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-";
 
 /* True if s is min..max characters, all from set. */
 static bool only_chars(const char *s, const char *set, size_t min, size_t max)
@@ -279,6 +286,21 @@ static int check_fraction(struct parser *p, const struct key_def *k,
 	return 0;
 }
 
+static int check_number(struct parser *p, const struct key_def *k,
+			const char *value, struct val *v)
+{
+	if (!decimal_ok(value))
+		return cfg_fail(p, p->lineno,
+				"%s must be a number from %g to %g, such as %s, not \"%s\"",
+				k->name, k->min, k->max, k->example, value);
+	v->dbl = strtod(value, NULL);
+	if (!(v->dbl >= k->min && v->dbl <= k->max))
+		return cfg_fail(p, p->lineno,
+				"%s must be from %g to %g, not %s", k->name,
+				k->min, k->max, value);
+	return 0;
+}
+
 /* "a, b or c", the words of k, into out. */
 static void words_text(const struct key_def *k, char *out, size_t len)
 {
@@ -319,8 +341,10 @@ static int check_region(struct parser *p, const struct key_def *k,
 	return v->str ? 0 : -1;
 }
 
-/* An endpoint drops a trailing "/" ("https://host/" and "https://host"
- * are the same endpoint); an issuer has none. */
+/* The URL types differ only in the rule and in what is done with a
+ * trailing "/": kept, dropped ("https://host/" and "https://host" are the
+ * same endpoint base), or made exactly one (a base that paths are
+ * appended to). */
 static int check_url(struct parser *p, const struct key_def *k,
 		     const char *value, struct val *v)
 {
@@ -335,10 +359,15 @@ static int check_url(struct parser *p, const struct key_def *k,
 	if (rc)
 		return cfg_fail(p, p->lineno, "%s", msg);
 	len = strlen(value);
-	while (len && value[len - 1] == '/')
-		len--;
-	v->str = strndup(value, len);
-	return v->str ? 0 : cfg_fail_oom(p);
+	if (k->type == V_URL_BASE || k->type == V_URL_DIR)
+		while (len && value[len - 1] == '/')
+			len--;
+	if (asprintf(&v->str, "%.*s%s", (int)len, value,
+		     k->type == V_URL_DIR ? "/" : "") < 0) {
+		v->str = NULL;
+		return cfg_fail_oom(p);
+	}
+	return 0;
 }
 
 static int check_role_arn(struct parser *p, const struct key_def *k,
@@ -579,6 +608,139 @@ static int check_consumer_path(struct parser *p, const struct key_def *k,
 	return v->str ? 0 : cfg_fail_oom(p);
 }
 
+/* LOCAL@DOMAIN: a local part of letters, digits and . + _ -, a domain of
+ * at least two labels. */
+static int check_email(struct parser *p, const struct key_def *k,
+		       const char *value, struct val *v)
+{
+	const char *at = strchr(value, '@');
+	const char *domain = at ? at + 1 : "";
+	size_t local = at ? (size_t)(at - value) : 0;
+	bool ok = local >= 1 && local <= 64 && strlen(value) <= (size_t)k->max &&
+		  strspn(value, email_local_chars) == local &&
+		  only_chars(domain, email_domain_chars, 3, 253) &&
+		  strchr(domain, '.') && domain[0] != '.' && domain[0] != '-' &&
+		  domain[strlen(domain) - 1] != '.' && !strstr(domain, "..");
+
+	if (!ok)
+		return cfg_fail(p, p->lineno,
+				"%s must be an e-mail address like app@project.iam.gserviceaccount.com, not \"%s\"",
+				k->name, value);
+	v->str = cfg_strdup(p, value);
+	return v->str ? 0 : -1;
+}
+
+/* Scopes are printable ASCII words; they are kept separated by one space
+ * each, as the token endpoints take them. */
+static int check_scopes(struct parser *p, const struct key_def *k,
+			const char *value, struct val *v)
+{
+	struct val words = { 0 };
+	struct buf b;
+	int rc = -1;
+
+	buf_init(&b, CFG_LINE_MAX + 1);
+	if (split_list(p, value, " \t", &words))
+		goto out;
+	if (words.n > (size_t)k->max) {
+		cfg_fail(p, p->lineno, "%s lists %zu scopes; at most %.0f",
+			 k->name, words.n, k->max);
+		goto out;
+	}
+	for (size_t i = 0; i < words.n; i++) {
+		const char *w = words.list[i];
+
+		for (const char *c = w; *c; c++)
+			if (*c < 0x21 || *c > 0x7e || *c == '"' || *c == '\\') {
+				cfg_fail(p, p->lineno,
+					 "%s: scopes are printable ASCII without quotes or backslashes, separated by spaces",
+					 k->name);
+				goto out;
+			}
+		if (strlen(w) > SCOPE_MAX) {
+			cfg_fail(p, p->lineno,
+				 "%s: a scope is longer than %d characters",
+				 k->name, SCOPE_MAX);
+			goto out;
+		}
+		if (buf_printf(&b, "%s%s", i ? " " : "", w)) {
+			cfg_fail_oom(p);
+			goto out;
+		}
+	}
+	v->str = buf_steal(&b);
+	rc = v->str ? 0 : cfg_fail_oom(p);
+out:
+	buf_free(&b);
+	cfg_val_free(&words);
+	return rc;
+}
+
+/* 8-4-4-4-12 hexadecimal digits, as Entra ID shows tenant and client IDs;
+ * stored lower case so that the same ID is always the same text. */
+static int check_guid(struct parser *p, const struct key_def *k,
+		      const char *value, struct val *v)
+{
+	static const char shape[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+	bool ok = strlen(value) == sizeof(shape) - 1;
+
+	for (size_t i = 0; ok && value[i]; i++)
+		ok = shape[i] == '-' ? value[i] == '-' :
+				       isxdigit((unsigned char)value[i]);
+	if (!ok)
+		return cfg_fail(p, p->lineno,
+				"%s must be a GUID like 00000000-0000-0000-0000-000000000000, not \"%s\"",
+				k->name, value);
+	v->str = cfg_strdup(p, value);
+	if (!v->str)
+		return -1;
+	for (char *c = v->str; *c; c++)
+		*c = (char)tolower((unsigned char)*c);
+	return 0;
+}
+
+static int check_listen(struct parser *p, const struct key_def *k,
+			const char *value, struct val *v)
+{
+	struct val items = { 0 };
+	char msg[CFG_ERROR_TEXT_MAX];
+	int rc = -1;
+
+	if (split_list(p, value, ",", &items))
+		goto out;
+	if (items.n > (size_t)k->max) {
+		cfg_fail(p, p->lineno, "%s lists %zu addresses; at most %.0f",
+			 k->name, items.n, k->max);
+		goto out;
+	}
+	v->form = F_LISTEN_LIST;
+	v->listen = calloc(items.n ? items.n : 1, sizeof(*v->listen));
+	if (!v->listen) {
+		cfg_fail_oom(p);
+		goto out;
+	}
+	for (size_t i = 0; i < items.n; i++) {
+		if (cfg_listen_parse(items.list[i], &v->listen[i], msg,
+				     sizeof(msg))) {
+			cfg_fail(p, p->lineno, "%s: %s", k->name, msg);
+			goto out;
+		}
+		v->n++;
+		for (size_t j = 0; j < i; j++)
+			if (cfg_listen_same(&v->listen[j], &v->listen[i])) {
+				cfg_fail(p, p->lineno,
+					 "%s: \"%s\" is the same address as \"%s\"",
+					 k->name, v->listen[i].text,
+					 v->listen[j].text);
+				goto out;
+			}
+	}
+	rc = 0;
+out:
+	cfg_val_free(&items);
+	return rc;
+}
+
 static const struct {
 	validator *check;
 	enum val_form form;
@@ -590,9 +752,12 @@ static const struct {
 	[V_BOOL] = { check_bool, F_NUM },
 	[V_INT] = { check_int, F_NUM },
 	[V_FRACTION] = { check_fraction, F_DBL },
+	[V_NUMBER] = { check_number, F_DBL },
 	[V_CHOICE] = { check_choice, F_NUM },
 	[V_REGION] = { check_region, F_STR },
+	[V_URL] = { check_url, F_STR },
 	[V_URL_BASE] = { check_url, F_STR },
+	[V_URL_DIR] = { check_url, F_STR },
 	[V_ISSUER] = { check_url, F_STR },
 	[V_ROLE_ARN] = { check_role_arn, F_STR },
 	[V_ROLE_REF] = { check_role_ref, F_STR },
@@ -605,6 +770,10 @@ static const struct {
 	[V_TAGS] = { check_tags, F_TAG_LIST },
 	[V_TAG_KEYS] = { check_tag_keys, F_STR_LIST },
 	[V_CONSUMER_PATH] = { check_consumer_path, F_STR },
+	[V_EMAIL] = { check_email, F_STR },
+	[V_SCOPES] = { check_scopes, F_STR },
+	[V_GUID] = { check_guid, F_STR },
+	[V_LISTEN] = { check_listen, F_LISTEN_LIST },
 };
 
 int cfg_check_value(struct parser *p, enum key_id k, const char *value,

@@ -4,8 +4,9 @@
  *
  * The file is read into sections by cfg_parse.c, every value checked by
  * the validator of its type (cfg_values.c); then struct cfg is built here,
- * each value stored where the key table says (cfg_keys.c): [signer],
- * each role (cfg_role.c), the role chains.  See cfg_internal.h.
+ * each value stored where the key table says (cfg_keys.c):
+ * [signer], the fleet bounds of [credfs], each role (cfg_role.c), the
+ * role chains, and [endpoint] (cfg_http.c).  See cfg_internal.h.
  *
  * Relative paths (key, previous_keys, ca_file, web_identity_token_file)
  * are taken relative to the directory of the configuration file, because
@@ -202,7 +203,8 @@ static int build(struct parser *p, struct cfg **out)
 	cfg->roles = calloc(p->n_roles, sizeof(*cfg->roles));
 	if (!cfg->path || !cfg->roles)
 		return cfg_fail_oom(p);
-	if (build_signer(p, &cfg->signer))
+	if (build_signer(p, &cfg->signer) ||
+	    cfg_store_section(p, &p->credfs, PART_FLEET, &cfg->fleet))
 		return -1;
 	for (size_t i = 0; i < p->n_roles; i++) {
 		cfg->n_roles++;
@@ -211,7 +213,7 @@ static int build(struct parser *p, struct cfg **out)
 		if (name_index_add(&cfg->names, cfg->roles[i].name, i, NULL))
 			return cfg_fail_oom(p);
 	}
-	return check_cycles(p, cfg);
+	return check_cycles(p, cfg) || cfg_build_endpoint(p, cfg) ? -1 : 0;
 }
 
 /* Reads the input set up in p and builds *out from it; frees p. */

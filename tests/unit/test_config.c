@@ -3,6 +3,7 @@
  * tests/data/config (one folder per case, see its README.md) and the
  * defaults, endpoints and role chains a user relies on.
  */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
@@ -678,6 +679,354 @@ static void test_config_style_errors(void)
 }
 
 
+/* ---- keys for fleets, the HTTP endpoint and other clouds ---- */
+
+static const char gcp_audience[] =
+	"//iam.googleapis.com/projects/123456789/locations/global/"
+	"workloadIdentityPools/pool/providers/prov";
+
+/* The defaults of every newer key, on the minimal configuration. */
+static void test_new_defaults(void)
+{
+	struct cfg *cfg = load(minimal);
+	const struct cfg_role *r;
+	size_t i = 99;
+
+	CHECK(cfg != NULL);
+	if (!cfg)
+		return;
+	r = &cfg->roles[0];
+	CHECK(r->x.cloud == CFG_CLOUD_AWS);
+	CHECK_STR(cfg_cloud_name(r->x.cloud), "aws");
+	/* A signed AWS role's audience is the signer's. */
+	CHECK_STR(r->x.audience, "sts.amazonaws.com");
+	CHECK(r->sched.refresh_jitter == 0);
+	CHECK(r->pres.authorization_token_rotation == 0);
+	CHECK(r->x.gcp.token_url == NULL && r->x.azure.tenant_id == NULL);
+	CHECK(cfg->fleet.max_sts_rate == 0);
+	CHECK(cfg->fleet.max_sts_inflight == 0);
+	CHECK(cfg->fleet.host_id == NULL);
+	CHECK(!cfg->endpoint.present);
+	CHECK(cfg->endpoint.n_listen == 0 && cfg->endpoint.listen == NULL);
+	CHECK(cfg->endpoint.imds_role == NULL);
+	/* The name index is filled. */
+	CHECK(name_index_find(&cfg->names, "app", &i) == 0 && i == 0);
+	CHECK(name_index_find(&cfg->names, "nope", &i) == -ENOENT);
+	cfg_free(cfg);
+}
+
+static void test_fleet_and_schedule_keys(void)
+{
+	char text[2048];
+	struct cfg *cfg;
+
+	snprintf(text, sizeof(text),
+		 "[credfs]\nregion = eu-west-1\nrefresh_jitter = 0.25\n"
+		 "max_sts_rate = 0.5\nmax_sts_inflight = 16\n"
+		 "host_id = rack 7 / host 12\n"
+		 "authorization_token_rotation = 4\n"
+		 "[role a]\nrole_arn = arn:aws:iam::123456789012:role/a\n"
+		 "web_identity_token_file = /t\n"
+		 "[role b]\nrole_arn = arn:aws:iam::123456789012:role/b\n"
+		 "web_identity_token_file = /t\nrefresh_jitter = 0.5\n"
+		 "authorization_token_rotation = 1000000\n"
+		 "[role c]\nrole_arn = arn:aws:iam::123456789012:role/c\n"
+		 "web_identity_token_file = /t\nrefresh_jitter = 0\n");
+	cfg = load(text);
+	CHECK(cfg != NULL);
+	if (!cfg)
+		return;
+	CHECK(cfg->fleet.max_sts_rate == 0.5);
+	CHECK(cfg->fleet.max_sts_inflight == 16);
+	CHECK_STR(cfg->fleet.host_id, "rack 7 / host 12");
+	/* The [credfs] default applies; a role's own value wins. */
+	CHECK(cfg->roles[0].sched.refresh_jitter == 0.25);
+	CHECK(cfg->roles[1].sched.refresh_jitter == 0.5);
+	CHECK(cfg->roles[2].sched.refresh_jitter == 0);
+	CHECK(cfg->roles[0].pres.authorization_token_rotation == 4);
+	CHECK(cfg->roles[1].pres.authorization_token_rotation == 1000000);
+	cfg_free(cfg);
+
+	cfg = load("[credfs]\nregion = eu-west-1\nmax_sts_rate = 100000\n"
+		   "max_sts_inflight = 10000\nrefresh_jitter = .5\n"
+		   "[role a]\nrole_arn = arn:aws:iam::123456789012:role/a\n"
+		   "web_identity_token_file = /t\n");
+	CHECK(cfg != NULL);
+	if (cfg) {
+		CHECK(cfg->fleet.max_sts_rate == 100000);
+		CHECK(cfg->fleet.max_sts_inflight == 10000);
+		CHECK(cfg->roles[0].sched.refresh_jitter == 0.5);
+	}
+	cfg_free(cfg);
+}
+
+static void test_endpoint_section(void)
+{
+	static const char text[] =
+		"[credfs]\nregion = eu-west-1\n"
+		"[endpoint]\n"
+		"listen = 127.0.0.1:9911, [::1]:9912,169.254.170.23:80,"
+		" [fd00:ec2::254]:80, 127.8.9.10:1\n"
+		"imds_role = b\n"
+		"[role a]\nrole_arn = arn:aws:iam::123456789012:role/a\n"
+		"web_identity_token_file = /t\n"
+		"[role b]\nrole_arn = arn:aws:iam::123456789012:role/b\n"
+		"web_identity_token_file = /t\n";
+	struct cfg *cfg = load(text);
+	const struct cfg_endpoint *e;
+	const struct sockaddr_in *v4;
+	const struct sockaddr_in6 *v6;
+	char addr[64];
+
+	CHECK(cfg != NULL);
+	if (!cfg)
+		return;
+	e = &cfg->endpoint;
+	CHECK(e->present && e->line == 3);
+	CHECK(e->n_listen == 5);
+	CHECK_STR(e->imds_role, "b");
+	CHECK(e->imds_role_index == 1);
+	if (e->n_listen != 5)
+		goto out;
+	/* Kept as written, and as socket addresses. */
+	CHECK_STR(e->listen[0].text, "127.0.0.1:9911");
+	CHECK_STR(e->listen[1].text, "[::1]:9912");
+	CHECK_STR(e->listen[3].text, "[fd00:ec2::254]:80");
+	v4 = (const struct sockaddr_in *)&e->listen[0].addr;
+	CHECK(v4->sin_family == AF_INET && ntohs(v4->sin_port) == 9911);
+	CHECK(e->listen[0].addr_len == sizeof(struct sockaddr_in));
+	CHECK(inet_ntop(AF_INET, &v4->sin_addr, addr, sizeof(addr)) != NULL);
+	CHECK_STR(addr, "127.0.0.1");
+	v6 = (const struct sockaddr_in6 *)&e->listen[1].addr;
+	CHECK(v6->sin6_family == AF_INET6 && ntohs(v6->sin6_port) == 9912);
+	CHECK(e->listen[1].addr_len == sizeof(struct sockaddr_in6));
+	CHECK(!memcmp(&v6->sin6_addr, &in6addr_loopback, 16));
+	v6 = (const struct sockaddr_in6 *)&e->listen[3].addr;
+	CHECK(inet_ntop(AF_INET6, &v6->sin6_addr, addr, sizeof(addr)) != NULL);
+	CHECK_STR(addr, "fd00:ec2::254");
+	v4 = (const struct sockaddr_in *)&e->listen[4].addr;
+	CHECK(ntohs(v4->sin_port) == 1);
+out:
+	cfg_free(cfg);
+
+	/* Without imds_role. */
+	cfg = load("[endpoint]\nlisten = 169.254.170.2:80\n"
+		   "[role a]\nregion = eu-west-1\n"
+		   "role_arn = arn:aws:iam::123456789012:role/a\n"
+		   "web_identity_token_file = /t\n");
+	CHECK(cfg != NULL);
+	if (cfg) {
+		CHECK(cfg->endpoint.present && cfg->endpoint.n_listen == 1);
+		CHECK(cfg->endpoint.imds_role == NULL);
+	}
+	cfg_free(cfg);
+}
+
+static void test_gcp_role(void)
+{
+	char text[2048];
+	struct cfg *cfg;
+	const struct cfg_role *r;
+
+	/* Defaults; the [credfs] defaults of AWS keys are not used. */
+	snprintf(text, sizeof(text),
+		 "[credfs]\nregion = eu-west-1\nduration_seconds = 7200\n"
+		 "sts_endpoint = https://sts.example.com\nconfig_style = process\n"
+		 "ca_file = %s\nmin_validity = 300\n"
+		 "[signer]\nkey = /k.pem\nissuer = https://oidc.example.com\n"
+		 "[role g]\ncloud = gcp\nsubject = system:serviceaccount:a:b\n"
+		 "audience = %s\n",
+		 CASE_DIR "/README.md", gcp_audience);
+	cfg = load(text);
+	CHECK(cfg != NULL);
+	if (!cfg)
+		return;
+	r = &cfg->roles[0];
+	CHECK(r->x.cloud == CFG_CLOUD_GCP);
+	CHECK_STR(cfg_cloud_name(r->x.cloud), "gcp");
+	CHECK(r->x.token_source == CFG_TOKEN_SIGNED);
+	CHECK_STR(r->x.subject, "system:serviceaccount:a:b");
+	CHECK_STR(r->x.audience, gcp_audience);
+	CHECK(r->x.gcp.service_account == NULL);
+	CHECK_STR(r->x.gcp.token_url, "https://sts.googleapis.com/v1/token");
+	CHECK_STR(r->x.gcp.impersonation_url, "https://iamcredentials.googleapis.com/v1");
+	CHECK_STR(r->x.gcp.scope, "https://www.googleapis.com/auth/cloud-platform");
+	/* ca_file and the schedule apply to every cloud. */
+	CHECK_STR(r->x.ca_file, CASE_DIR "/README.md");
+	CHECK(r->sched.min_validity == 300);
+	/* Only the part of its cloud is filled in. */
+	CHECK(r->x.aws.region == NULL && r->x.aws.sts_endpoint == NULL);
+	CHECK(r->x.aws.role_arn == NULL && r->x.aws.session_name == NULL);
+	CHECK(r->x.aws.duration_seconds == 0);
+	CHECK(r->x.azure.authority_host == NULL);
+	CHECK(r->pres.config_style == CFG_STYLE_REGION);
+	cfg_free(cfg);
+
+	/* Every key set; a token file; region is accepted and unused. */
+	snprintf(text, sizeof(text),
+		 "[role g]\ncloud = gcp\nweb_identity_token_file = /run/token\n"
+		 "audience = %s\n"
+		 "service_account = app@my-project.iam.gserviceaccount.com\n"
+		 "token_url = http://127.0.0.1:8080/v1/token/\n"
+		 "impersonation_url = https://iam.example.com/v1//\n"
+		 "scope = https://www.googleapis.com/auth/cloud-platform \t openid\n"
+		 "region = us-central1\nuid = 7\nconsumer_path = /var/run/gcp\n",
+		 gcp_audience);
+	cfg = load(text);
+	CHECK(cfg != NULL);
+	if (!cfg)
+		return;
+	r = &cfg->roles[0];
+	CHECK(r->x.token_source == CFG_TOKEN_FILE);
+	CHECK_STR(r->x.web_identity_token_file, "/run/token");
+	/* A GCP role names its provider whatever its token source. */
+	CHECK_STR(r->x.audience, gcp_audience);
+	CHECK_STR(r->x.gcp.service_account, "app@my-project.iam.gserviceaccount.com");
+	/* token_url is kept as written; the base drops its "/". */
+	CHECK_STR(r->x.gcp.token_url, "http://127.0.0.1:8080/v1/token/");
+	CHECK_STR(r->x.gcp.impersonation_url, "https://iam.example.com/v1");
+	CHECK_STR(r->x.gcp.scope, "https://www.googleapis.com/auth/cloud-platform openid");
+	CHECK(r->x.aws.region == NULL);
+	CHECK(r->pres.uid == 7);
+	CHECK_STR(r->pres.consumer_path, "/var/run/gcp");
+	cfg_free(cfg);
+}
+
+static void test_azure_role(void)
+{
+	static const char base[] =
+		"[signer]\nkey = /k.pem\nissuer = https://oidc.example.com\n"
+		"audience = sts.amazonaws.com\n"
+		"[role z]\ncloud = azure\nsubject = s\n"
+		"tenant_id = 72F988BF-86F1-41AF-91AB-2D7CD011DB47\n"
+		"client_id = 11111111-aaaa-BBBB-1111-111111111111\n";
+	char text[2048];
+	struct cfg *cfg = load(base);
+	const struct cfg_role *r;
+
+	CHECK(cfg != NULL);
+	if (!cfg)
+		return;
+	r = &cfg->roles[0];
+	CHECK(r->x.cloud == CFG_CLOUD_AZURE);
+	CHECK_STR(cfg_cloud_name(r->x.cloud), "azure");
+	/* GUIDs are kept lower case. */
+	CHECK_STR(r->x.azure.tenant_id, "72f988bf-86f1-41af-91ab-2d7cd011db47");
+	CHECK_STR(r->x.azure.client_id, "11111111-aaaa-bbbb-1111-111111111111");
+	CHECK_STR(r->x.azure.authority_host, "https://login.microsoftonline.com/");
+	CHECK_STR(r->x.azure.scope, "https://management.azure.com/.default");
+	/* Not the signer's audience: Entra ID's. */
+	CHECK_STR(r->x.audience, "api://AzureADTokenExchange");
+	CHECK(r->x.aws.region == NULL && r->x.gcp.token_url == NULL);
+	cfg_free(cfg);
+
+	snprintf(text, sizeof(text),
+		 "%saudience = api://AzureADTokenExchangeUSGov\n"
+		 "authority_host = https://login.microsoftonline.us\n"
+		 "scope = api://11111111-1111-1111-1111-111111111111/.default\n",
+		 base);
+	cfg = load(text);
+	CHECK(cfg != NULL);
+	if (!cfg)
+		return;
+	r = &cfg->roles[0];
+	CHECK_STR(r->x.audience, "api://AzureADTokenExchangeUSGov");
+	/* Always one trailing "/". */
+	CHECK_STR(r->x.azure.authority_host, "https://login.microsoftonline.us/");
+	CHECK_STR(r->x.azure.scope, "api://11111111-1111-1111-1111-111111111111/.default");
+	cfg_free(cfg);
+
+	cfg = load("[role z]\ncloud = azure\nweb_identity_token_file = /t\n"
+		   "tenant_id = 00000000-0000-0000-0000-000000000000\n"
+		   "client_id = 11111111-1111-1111-1111-111111111111\n"
+		   "authority_host = http://[::1]:8443///\n");
+	CHECK(cfg != NULL);
+	if (cfg) {
+		CHECK(cfg->roles[0].x.token_source == CFG_TOKEN_FILE);
+		CHECK(cfg->roles[0].x.audience == NULL);
+		CHECK_STR(cfg->roles[0].x.azure.authority_host, "http://[::1]:8443/");
+	}
+	cfg_free(cfg);
+}
+
+/* An AWS role may set its own audience; it wins over [signer]'s. */
+static void test_aws_audience(void)
+{
+	char text[2048];
+	struct cfg *cfg;
+
+	snprintf(text, sizeof(text), "%saudience = my-client-id\n", minimal);
+	cfg = load(text);
+	CHECK(cfg != NULL);
+	if (cfg) {
+		CHECK_STR(cfg->roles[0].x.audience, "my-client-id");
+		CHECK_STR(cfg->signer.audience, "sts.amazonaws.com");
+	}
+	cfg_free(cfg);
+}
+
+/* Errors of the newer keys, each at the line of the key that is wrong
+ * (the data cases have one of each as a file; these vary them). */
+static void test_new_key_errors(void)
+{
+	static const struct {
+		const char *lines;	/* appended to [role app] of minimal */
+		const char *error;
+	} bad[] = {
+		{ "refresh_jitter = 0.50001\n",
+		  "11: refresh_jitter must be from 0 to 0.5, not 0.50001" },
+		{ "refresh_jitter = 1e-3\n",
+		  "11: refresh_jitter must be a number from 0 to 0.5, such as 0.1, not \"1e-3\"" },
+		{ "refresh_jitter = .\n",
+		  "11: refresh_jitter must be a number from 0 to 0.5, such as 0.1, not \".\"" },
+		{ "max_sts_inflight = 4\n",
+		  "11: key \"max_sts_inflight\" does not belong in [role app]; it is a [credfs] key" },
+		{ "listen = 127.0.0.1:1\n",
+		  "11: key \"listen\" does not belong in [role app]; it is an [endpoint] key" },
+		{ "imds_role = app\n",
+		  "11: key \"imds_role\" does not belong in [role app]; it is an [endpoint] key" },
+		{ "authorization_token_rotation = 1.0\n",
+		  "11: authorization_token_rotation must be a whole number between 0 and 1000000, not \"1.0\"" },
+		{ "cloud = AWS\n", "11: cloud must be aws, gcp or azure, not \"AWS\"" },
+		{ "tenant_id = 00000000-0000-0000-0000-000000000000\n",
+		  "11: role \"app\": tenant_id is a key of azure roles, and this role is cloud = aws" },
+		{ "service_account = a@b.c\n",
+		  "11: role \"app\": service_account is a key of gcp roles, and this role is cloud = aws" },
+		{ "token_url = https://sts.googleapis.com/v1/token\n",
+		  "11: role \"app\": token_url is a key of gcp roles, and this role is cloud = aws" },
+		{ "audience = a\x01z\n",
+		  "11: audience must not contain control characters" },
+	};
+	char text[2048], got[1024];
+
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		snprintf(text, sizeof(text), "%s%s", minimal, bad[i].lines);
+		load_error(text, got, sizeof(got));
+		CHECK_STR(got, bad[i].error);
+	}
+}
+
+/* On a gcp or azure role, AWS keys are errors when the role sets them
+ * and unused when [credfs] does; the first in file order is reported. */
+static void test_cloud_keys(void)
+{
+	char text[2048], got[1024];
+
+	snprintf(text, sizeof(text),
+		 "[credfs]\nsts_endpoint = https://sts.example.com\n"
+		 "[role g]\ncloud = gcp\n"
+		 "external_id = xyz\n"		/* line 5 */
+		 "web_identity_token_file = /t\naudience = %s\n"
+		 "role_arn = arn:aws:iam::123456789012:role/a\n",
+		 gcp_audience);
+	load_error(text, got, sizeof(got));
+	CHECK_STR(got, "5: role \"g\": external_id is a key of aws roles, and this role is cloud = gcp");
+
+	/* cloud may come after the keys it rules on. */
+	load_error("[role z]\nsource_role = x\ncloud = azure\n", got, sizeof(got));
+	CHECK_STR(got, "2: role \"z\": source_role is a key of aws roles, and this role is cloud = azure: give it subject or web_identity_token_file");
+}
+
 /* A source_role error points at the source_role line. */
 static void test_source_role_lines(void)
 {
@@ -850,19 +1199,32 @@ static const char every_key[] =
 	"region = eu-west-1\nsts_endpoint = https://sts.example.com\n"
 	"ca_file = " CASE_DIR "/README.md\nuse_fips_endpoint = false\n"
 	"duration_seconds = 3600\nrefresh_fraction = 0.8\nmin_validity = 900\n"
-	"wait_timeout = 10\nconfig_style = process\n"
+	"wait_timeout = 10\nrefresh_jitter = 0.1\nconfig_style = process\n"
+	"authorization_token_rotation = 1\nmax_sts_rate = 20\n"
+	"max_sts_inflight = 16\nhost_id = h\n"
 	"[signer]\nkey = /k.pem\nissuer = https://oidc.example.com\n"
 	"audience = sts.amazonaws.com\ntoken_lifetime = 3600\nclock_skew = 30\n"
 	"previous_keys = /old.pem\n"
-	"[role base]\nrole_arn = arn:aws:iam::123456789012:role/b\n"
-	"subject = s\nuid = 1\ngid = 2\nmode = 0440\n"
+	"[endpoint]\nlisten = 127.0.0.1:9911\nimds_role = base\n"
+	"[role base]\ncloud = aws\nrole_arn = arn:aws:iam::123456789012:role/b\n"
+	"subject = s\naudience = a\nuid = 1\ngid = 2\nmode = 0440\n"
 	"consumer_path = /c\n"
 	"[role up]\nrole_arn = arn:aws:iam::123456789012:role/u\n"
 	"source_role = base\nsession_name = up\nexternal_id = ext\n"
 	"policy = {}\npolicy_arns = arn:aws:iam::aws:policy/ReadOnlyAccess\n"
 	"tags = team=ops\ntransitive_tag_keys = team\nsource_identity = alice\n"
-	"[role c]\nrole_arn = arn:aws:iam::123456789012:role/c\n"
-	"web_identity_token_file = /t\n";
+	"[role g]\ncloud = gcp\nweb_identity_token_file = /t\n"
+	"audience = //iam.googleapis.com/projects/1/locations/global/"
+	"workloadIdentityPools/p/providers/r\n"
+	"service_account = a@p.iam.gserviceaccount.com\n"
+	"token_url = https://sts.googleapis.com/v1/token\n"
+	"impersonation_url = https://iamcredentials.googleapis.com/v1\n"
+	"scope = openid\n"
+	"[role z]\ncloud = azure\nsubject = s\n"
+	"tenant_id = 00000000-0000-0000-0000-000000000000\n"
+	"client_id = 11111111-1111-1111-1111-111111111111\n"
+	"authority_host = https://login.microsoftonline.com/\n"
+	"scope = https://management.azure.com/.default\n";
 
 /* Whether the file at path contains text. */
 static int file_mentions(const char *path, const char *text)
@@ -888,8 +1250,10 @@ static void test_every_key(void)
 
 	CHECK(cfg != NULL);
 	if (cfg) {
-		CHECK(cfg->n_roles == 3);
+		CHECK(cfg->n_roles == 4 && cfg->endpoint.n_listen == 1);
 		CHECK(cfg->roles[1].x.aws.extras.n_tags == 1);
+		CHECK(cfg->roles[2].x.gcp.service_account != NULL);
+		CHECK(cfg->roles[3].x.azure.scope != NULL);
 		CHECK(cfg->signer.n_previous_keys == 1);
 	}
 	cfg_free(cfg);
@@ -897,12 +1261,13 @@ static void test_every_key(void)
 		const char *name = cfg_keys[k].name;
 
 		/* A list moves into its one place: never a [credfs] default. */
-		if ((cfg_keys[k].sections & SECT_CREDFS) &&
-		    cfg_keys[k].part == PART_ROLE &&
-		    cfg_keys[k].at.ctype >= C_STR_LIST) {
-			fprintf(stderr, "    key %s is a defaultable list\n", name);
-			check_failures_in_test++;
-		}
+		for (int c = 0; c < CFG_CLOUDS; c++)
+			if ((cfg_keys[k].sections & SECT_CREDFS) &&
+			    cfg_keys[k].part == PART_ROLE &&
+			    cfg_keys[k].at[c].ctype >= C_STR_LIST) {
+				fprintf(stderr, "    key %s is a defaultable list\n", name);
+				check_failures_in_test++;
+			}
 
 		snprintf(needle, sizeof(needle), "\n%s = ", name);
 		if (!strstr(every_key, needle)) {
@@ -942,6 +1307,14 @@ static const struct check_case cases[] = {
 	CHECK_CASE(test_load_string_reusable),
 	CHECK_CASE(test_config_style),
 	CHECK_CASE(test_config_style_errors),
+	CHECK_CASE(test_new_defaults),
+	CHECK_CASE(test_fleet_and_schedule_keys),
+	CHECK_CASE(test_endpoint_section),
+	CHECK_CASE(test_gcp_role),
+	CHECK_CASE(test_azure_role),
+	CHECK_CASE(test_aws_audience),
+	CHECK_CASE(test_new_key_errors),
+	CHECK_CASE(test_cloud_keys),
 	CHECK_CASE(test_source_role_lines),
 	CHECK_CASE(test_reserved_and_clashing_names),
 	CHECK_CASE(test_not_regular_files),

@@ -4,8 +4,8 @@
  * AWS_ENDPOINT_URL_STS and AWS_ENDPOINT_URL in the daemon's environment
  * rank against each other (the order the AWS SDKs use).  One table row per
  * case: configuration keys, environment, and the expected endpoint or the
- * expected error.  Then the URL rule of sts_endpoint, on what libcurl's URL
- * parser makes of the text.
+ * expected error.  Then the URL rule that every endpoint key of every cloud
+ * follows, on what libcurl's URL parser makes of the text.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -253,7 +253,9 @@ static void test_env_applies_per_role(void)
 }
 
 
-/* The URL rule, as libcurl parses the URL; error NULL means it loads. */
+/* The URL rule, as libcurl parses the URL, for every key that follows it:
+ * the value goes into a role of the key's cloud; error NULL means it
+ * loads. */
 static const struct url_case {
 	const char *key;
 	const char *value;
@@ -295,14 +297,40 @@ static const struct url_case {
 	  "sts_endpoint \"https://sts.example.com;x/\" has an invalid host name" },
 	{ "sts_endpoint", "http://[::ffff:127.0.0.1]/",
 	  "sts_endpoint \"http://[::ffff:127.0.0.1]/\": http:// is only allowed for a loopback address; use https://" },
+	{ "token_url", "http://127.0.0.1:8080/v1/token", NULL },
+	{ "token_url", "http://sts.googleapis.com/v1/token",
+	  "token_url \"http://sts.googleapis.com/v1/token\": http:// is only allowed for a loopback address; use https://" },
+	{ "token_url", "https://sts.googleapis.com/v1/token#x",
+	  "token_url \"https://sts.googleapis.com/v1/token#x\" must not have a fragment" },
+	{ "impersonation_url", "https://iam.example.com:8443/v1", NULL },
+	{ "impersonation_url", "ftp://iam.example.com/",
+	  "impersonation_url must start with https:// (or http:// for a loopback address), not \"ftp://iam.example.com/\"" },
+	{ "authority_host", "http://[::1]:9000/", NULL },
+	{ "authority_host", "http://10.1.2.3/",
+	  "authority_host \"http://10.1.2.3/\": http:// is only allowed for a loopback address; use https://" },
+	{ "authority_host", "https://login.example.com/?p=1",
+	  "authority_host \"https://login.example.com/?p=1\" must not have a query" },
 };
 
-/* A role with key = value added. */
+/* A role of the cloud the key belongs to, with key = value added. */
 static void url_case_text(const struct url_case *c, char *text, size_t len)
 {
-	snprintf(text, len,
-		 "[role app]\nregion = eu-west-1\nrole_arn = " ARN "\n"
-		 "web_identity_token_file = /t\n%s = %s\n", c->key, c->value);
+	if (!strcmp(c->key, "token_url") || !strcmp(c->key, "impersonation_url"))
+		snprintf(text, len,
+			 "[role g]\ncloud = gcp\nweb_identity_token_file = /t\n"
+			 "audience = //iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/r\n"
+			 "%s = %s\n", c->key, c->value);
+	else if (!strcmp(c->key, "authority_host"))
+		snprintf(text, len,
+			 "[role z]\ncloud = azure\nweb_identity_token_file = /t\n"
+			 "tenant_id = 00000000-0000-0000-0000-000000000000\n"
+			 "client_id = 11111111-1111-1111-1111-111111111111\n"
+			 "%s = %s\n", c->key, c->value);
+	else
+		snprintf(text, len,
+			 "[role app]\nregion = eu-west-1\nrole_arn = " ARN "\n"
+			 "web_identity_token_file = /t\n%s = %s\n", c->key,
+			 c->value);
 }
 
 static void test_url_rules(void)
@@ -325,10 +353,35 @@ static void test_url_rules(void)
 			check_failures_in_test++;
 		} else if (c->error) {
 			CHECK_STR(err.text, c->error);
-			CHECK(err.line == 5);
+			CHECK(err.line == 5 || err.line == 6);
 		}
 		cfg_free(cfg);
 	}
+}
+
+/* The environment names an STS endpoint for AWS roles only; a bad one is
+ * not even looked at when only other clouds are configured. */
+static void test_env_is_for_aws_only(void)
+{
+	static const char text[] =
+		"[role g]\ncloud = gcp\nweb_identity_token_file = /t\n"
+		"audience = //iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/r\n"
+		"[role z]\ncloud = azure\nweb_identity_token_file = /t\n"
+		"tenant_id = 00000000-0000-0000-0000-000000000000\n"
+		"client_id = 11111111-1111-1111-1111-111111111111\n";
+	struct cfg *cfg = NULL;
+	struct cfg_error err;
+
+	setenv("AWS_ENDPOINT_URL_STS", "http://sts.example.com", 1);
+	CHECK(cfg_load_string(text, "e.conf", &cfg, &err) == 0);
+	if (cfg) {
+		CHECK(cfg->roles[0].x.aws.sts_endpoint == NULL);
+		CHECK_STR(cfg->roles[0].x.gcp.token_url, "https://sts.googleapis.com/v1/token");
+		CHECK(cfg->roles[1].x.aws.sts_endpoint == NULL);
+		CHECK_STR(cfg->roles[1].x.azure.authority_host, "https://login.microsoftonline.com/");
+	}
+	cfg_free(cfg);
+	clear_env();
 }
 
 int main(void)
@@ -338,6 +391,7 @@ int main(void)
 		CHECK_CASE(test_default_endpoint_pure),
 		CHECK_CASE(test_env_applies_per_role),
 		CHECK_CASE(test_url_rules),
+		CHECK_CASE(test_env_is_for_aws_only),
 	};
 
 	clear_env();
