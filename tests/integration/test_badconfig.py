@@ -1,6 +1,7 @@
 """Bad input refused clearly: every broken configuration of tests/data/config
-(one test per case) and broken signing keys make both the mount and
-`credfs check` exit 2 with FILE:LINE: and the reason, and mount nothing."""
+(one test per case), broken signing keys, and a FIFO or device where a file
+should be make both the mount and `credfs check` exit 2 with FILE:LINE: and
+the reason, and mount nothing."""
 import os
 import shutil
 import subprocess
@@ -155,6 +156,50 @@ class TestBadKeys(CredfsTestCase):
         with open(p, "w") as f:
             f.write("garbage\n")
         self.check_refused(self.key, "not a PEM private or public key", previous=p)
+
+
+class TestNotRegularFiles(unittest.TestCase):
+    """A FIFO or a device given as the configuration, or as its ca_file, is
+    refused at once (exit 2, FILE: or FILE:LINE:), never waited on."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="credfs-badfile-")
+        self.mnt = os.path.join(self.dir, "mnt")
+        os.mkdir(self.mnt)
+
+    def tearDown(self):
+        if is_mounted(self.mnt):
+            subprocess.run(["fusermount3", "-uz", self.mnt], capture_output=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def check_refused(self, conf, want):
+        # run_both's timeout is the "never hang": a blocked open fails it.
+        mount, check = run_both(conf, self.mnt)
+        for what, r in (("mount", mount), ("check", check)):
+            self.assertEqual(r.returncode, 2, "%s: %s" % (what, r.stderr))
+            self.assertIn(want, r.stderr, what)
+            self.assertEqual(r.stdout, "", what)
+        self.assertFalse(is_mounted(self.mnt))
+
+    def test_config_is_a_fifo(self):
+        fifo = os.path.join(self.dir, "credfs.conf")
+        os.mkfifo(fifo, 0o600)
+        self.check_refused(fifo, "%s: is a FIFO, not a regular file" % fifo)
+
+    def test_config_is_a_device(self):
+        self.check_refused("/dev/zero", "/dev/zero: is a character device, not a regular file")
+
+    def test_config_is_a_directory(self):
+        self.check_refused(self.dir, "%s: cannot read: Is a directory" % self.dir)
+
+    def test_ca_file_is_a_fifo(self):
+        fifo = os.path.join(self.dir, "ca.pem")
+        os.mkfifo(fifo, 0o600)
+        conf = write_config(os.path.join(self.dir, "c.conf"),
+                            "[credfs]\nregion = eu-west-1\nca_file = %s\n\n"
+                            "[role app]\nrole_arn = arn:aws:iam::123456789012:role/app\n"
+                            "web_identity_token_file = /t\n" % fifo)
+        self.check_refused(conf, '%s:3: ca_file "%s" is not a regular file' % (conf, fifo))
 
 
 class TestCaseCount(unittest.TestCase):

@@ -253,12 +253,12 @@ class TestChainConfig(unittest.TestCase):
     def test_cycle_is_a_config_error(self):
         cfg, r = self.check(
             "[credfs]\nregion = eu-west-1\n\n"
-            "[role a]\nrole_arn = %s\nsource_role = c\n\n"      # line 4
+            "[role a]\nrole_arn = %s\nsource_role = c\n\n"      # line 4, source_role line 6
             "[role b]\nrole_arn = %s\nsource_role = a\n\n"      # line 8
             "[role c]\nrole_arn = %s\nsource_role = b\n"        # line 12
             % (role_arn("a"), role_arn("b"), role_arn("c")))
         self.assertEqual(r.returncode, 2)
-        self.assertIn("%s:4:" % cfg, r.stderr)
+        self.assertIn("%s:6:" % cfg, r.stderr)
         self.assertIn("a -> c -> b -> a", r.stderr)
         self.assertEqual(r.stdout, "")
 
@@ -266,7 +266,7 @@ class TestChainConfig(unittest.TestCase):
         cfg, r = self.check("[credfs]\nregion = eu-west-1\n"
                             "[role a]\nrole_arn = %s\nsource_role = a\n" % role_arn("a"))
         self.assertEqual(r.returncode, 2)
-        self.assertIn("%s:3:" % cfg, r.stderr)
+        self.assertIn("%s:5:" % cfg, r.stderr)
         self.assertIn("loops", r.stderr)
 
     def test_missing_source_role_is_a_config_error(self):

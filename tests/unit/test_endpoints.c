@@ -4,7 +4,8 @@
  * AWS_ENDPOINT_URL_STS and AWS_ENDPOINT_URL in the daemon's environment
  * rank against each other (the order the AWS SDKs use).  One table row per
  * case: configuration keys, environment, and the expected endpoint or the
- * expected error.
+ * expected error.  Then the URL rule that every endpoint key of every cloud
+ * follows, on what libcurl's URL parser makes of the text.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -251,12 +252,146 @@ static void test_env_applies_per_role(void)
 	clear_env();
 }
 
+
+/* The URL rule, as libcurl parses the URL, for every key that follows it:
+ * the value goes into a role of the key's cloud; error NULL means it
+ * loads. */
+static const struct url_case {
+	const char *key;
+	const char *value;
+	const char *error;	/* the whole error text after "LINE: " */
+} url_cases[] = {
+	{ "sts_endpoint", "HTTPS://STS.EXAMPLE.COM", NULL },
+	{ "sts_endpoint", "http://127.1:5000", NULL },	/* 127.0.0.1 */
+	{ "sts_endpoint", "http://localhost/sts", NULL },
+	{ "sts_endpoint", "https://[2001:db8::1]:8443/", NULL },
+	{ "sts_endpoint", "https:/sts.example.com",
+	  "sts_endpoint must start with https:// (or http:// for a loopback address), not \"https:/sts.example.com\"" },
+	{ "sts_endpoint", "https://sts.example.com:/x",
+	  "sts_endpoint \"https://sts.example.com:/x\" has an invalid port" },
+	{ "sts_endpoint", "https://sts.example.com:0",
+	  "sts_endpoint \"https://sts.example.com:0\" has an invalid port" },
+	{ "sts_endpoint", "https://sts.example.com:65536",
+	  "sts_endpoint \"https://sts.example.com:65536\" has an invalid port" },
+	{ "sts_endpoint", "https://sts.example.com/#",
+	  "sts_endpoint \"https://sts.example.com/#\" must not have a fragment" },
+	{ "sts_endpoint", "https://sts.example.com/?",
+	  "sts_endpoint \"https://sts.example.com/?\" must not have a query" },
+	{ "sts_endpoint", "https://@sts.example.com/",
+	  "sts_endpoint must not contain a user name or password" },
+	/* Never echoed: a password may be in it, and a fragment or a space
+	 * after it does not change that. */
+	{ "sts_endpoint", "https://u:SECRET@sts.example.com/#x",
+	  "sts_endpoint must not contain a user name or password" },
+	{ "sts_endpoint", "https://u:SE CRET@sts.example.com/",
+	  "sts_endpoint must not contain a user name or password" },
+	{ "sts_endpoint", "u:SECRET@sts.example.com",
+	  "sts_endpoint must not contain a user name or password" },
+	{ "sts_endpoint", "http://[::1",
+	  "sts_endpoint \"http://[::1\" has no closing \"]\"" },
+	{ "sts_endpoint", "http://[zz::1]/",
+	  "sts_endpoint \"http://[zz::1]/\" has an invalid IPv6 address" },
+	{ "sts_endpoint", "https://st~s.example.com/",
+	  "sts_endpoint \"https://st~s.example.com/\" has an invalid host name" },
+	{ "sts_endpoint", "https://sts.example.com;x/",
+	  "sts_endpoint \"https://sts.example.com;x/\" has an invalid host name" },
+	{ "sts_endpoint", "http://[::ffff:127.0.0.1]/",
+	  "sts_endpoint \"http://[::ffff:127.0.0.1]/\": http:// is only allowed for a loopback address; use https://" },
+	{ "token_url", "http://127.0.0.1:8080/v1/token", NULL },
+	{ "token_url", "http://sts.googleapis.com/v1/token",
+	  "token_url \"http://sts.googleapis.com/v1/token\": http:// is only allowed for a loopback address; use https://" },
+	{ "token_url", "https://sts.googleapis.com/v1/token#x",
+	  "token_url \"https://sts.googleapis.com/v1/token#x\" must not have a fragment" },
+	{ "impersonation_url", "https://iam.example.com:8443/v1", NULL },
+	{ "impersonation_url", "ftp://iam.example.com/",
+	  "impersonation_url must start with https:// (or http:// for a loopback address), not \"ftp://iam.example.com/\"" },
+	{ "authority_host", "http://[::1]:9000/", NULL },
+	{ "authority_host", "http://10.1.2.3/",
+	  "authority_host \"http://10.1.2.3/\": http:// is only allowed for a loopback address; use https://" },
+	{ "authority_host", "https://login.example.com/?p=1",
+	  "authority_host \"https://login.example.com/?p=1\" must not have a query" },
+};
+
+/* A role of the cloud the key belongs to, with key = value added. */
+static void url_case_text(const struct url_case *c, char *text, size_t len)
+{
+	if (!strcmp(c->key, "token_url") || !strcmp(c->key, "impersonation_url"))
+		snprintf(text, len,
+			 "[role g]\ncloud = gcp\nweb_identity_token_file = /t\n"
+			 "audience = //iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/r\n"
+			 "%s = %s\n", c->key, c->value);
+	else if (!strcmp(c->key, "authority_host"))
+		snprintf(text, len,
+			 "[role z]\ncloud = azure\nweb_identity_token_file = /t\n"
+			 "tenant_id = 00000000-0000-0000-0000-000000000000\n"
+			 "client_id = 11111111-1111-1111-1111-111111111111\n"
+			 "%s = %s\n", c->key, c->value);
+	else
+		snprintf(text, len,
+			 "[role app]\nregion = eu-west-1\nrole_arn = " ARN "\n"
+			 "web_identity_token_file = /t\n%s = %s\n", c->key,
+			 c->value);
+}
+
+static void test_url_rules(void)
+{
+	for (size_t i = 0; i < sizeof(url_cases) / sizeof(url_cases[0]); i++) {
+		const struct url_case *c = &url_cases[i];
+		char text[1024];
+		struct cfg *cfg = NULL;
+		struct cfg_error err;
+		int rc;
+
+		url_case_text(c, text, sizeof(text));
+		rc = cfg_load_string(text, "u.conf", &cfg, &err);
+		if (!c->error && rc) {
+			fprintf(stderr, "    %s = %s: unexpected error: %d: %s\n",
+				c->key, c->value, err.line, err.text);
+			check_failures_in_test++;
+		} else if (c->error && !rc) {
+			fprintf(stderr, "    %s = %s: loaded\n", c->key, c->value);
+			check_failures_in_test++;
+		} else if (c->error) {
+			CHECK_STR(err.text, c->error);
+			CHECK(err.line == 5 || err.line == 6);
+		}
+		cfg_free(cfg);
+	}
+}
+
+/* The environment names an STS endpoint for AWS roles only; a bad one is
+ * not even looked at when only other clouds are configured. */
+static void test_env_is_for_aws_only(void)
+{
+	static const char text[] =
+		"[role g]\ncloud = gcp\nweb_identity_token_file = /t\n"
+		"audience = //iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/r\n"
+		"[role z]\ncloud = azure\nweb_identity_token_file = /t\n"
+		"tenant_id = 00000000-0000-0000-0000-000000000000\n"
+		"client_id = 11111111-1111-1111-1111-111111111111\n";
+	struct cfg *cfg = NULL;
+	struct cfg_error err;
+
+	setenv("AWS_ENDPOINT_URL_STS", "http://sts.example.com", 1);
+	CHECK(cfg_load_string(text, "e.conf", &cfg, &err) == 0);
+	if (cfg) {
+		CHECK(cfg->roles[0].x.aws.sts_endpoint == NULL);
+		CHECK_STR(cfg->roles[0].x.gcp.token_url, "https://sts.googleapis.com/v1/token");
+		CHECK(cfg->roles[1].x.aws.sts_endpoint == NULL);
+		CHECK_STR(cfg->roles[1].x.azure.authority_host, "https://login.microsoftonline.com/");
+	}
+	cfg_free(cfg);
+	clear_env();
+}
+
 int main(void)
 {
 	static const struct check_case all[] = {
 		CHECK_CASE(test_endpoint_table),
 		CHECK_CASE(test_default_endpoint_pure),
 		CHECK_CASE(test_env_applies_per_role),
+		CHECK_CASE(test_url_rules),
+		CHECK_CASE(test_env_is_for_aws_only),
 	};
 
 	clear_env();
