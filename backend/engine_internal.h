@@ -74,6 +74,7 @@ struct job {
 	int cold;		/* started with no valid credentials */
 	int attempt;		/* of the current step, 1-based */
 	int step;		/* request number within the renewal */
+	unsigned requests;	/* requests sent for this renewal */
 	char *carry;		/* what the previous step produced (secret) */
 	struct generation *gen;	/* the settings it was started with */
 	const struct cfg_role *cfg;

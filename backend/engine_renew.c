@@ -446,14 +446,15 @@ static unsigned publish_locked(struct role *r, struct creds *got,
 	return what;
 }
 
-static void log_renewed(struct role *r)
+static void log_renewed(struct role *r, unsigned requests)
 {
+	const char *what = r->cfg->x.cloud == CFG_CLOUD_AWS ? "STS call" : "request";
 	char when[21], next[21];
 
 	clock_format_rfc3339(r->current->expires, when);
 	clock_format_rfc3339(r->refresh_wall, next);
-	log_info("role %s: renewed (%lu request%s so far), expires %s, next refresh %s",
-		 r->name, r->requests, r->requests == 1 ? "" : "s", when, next);
+	log_info("role %s: renewed (%u %s%s), expires %s, next refresh %s",
+		 r->name, requests, what, requests == 1 ? "" : "s", when, next);
 }
 
 /* What to do after one request.  Returns the change to tell. */
@@ -465,13 +466,16 @@ static unsigned after_request_locked(struct role *r, enum kind_result res,
 	unsigned what = ENGINE_CHANGED_STATUS;
 
 	switch (res) {
-	case KIND_DONE:
+	case KIND_DONE: {
+		unsigned requests = j->requests;
+
 		what = publish_locked(r, got, err);
 		if (!what)
 			break;
 		job_finish_locked(r, NULL);
-		log_renewed(r);
+		log_renewed(r, requests);
 		return what;
+	}
 	case KIND_NEXT:
 		secret_free(j->carry);
 		j->carry = req->carry;
@@ -526,6 +530,7 @@ static struct request_outcome job_run(struct role *r)
 	}
 	timers_cancel_locked(r, RT_JOB);
 	r->job.stage = JOB_RUNNING;
+	r->job.requests++;
 	r->requests++;
 	r->last_attempt = clock_wall();
 	sgen = r->settings_gen;

@@ -29,12 +29,6 @@ FINAL = 1
 FAULTS = {
     "http500": (Fault(status=500, code="InternalFailure", message="internal error"),
                 "InternalFailure", RETRY),
-    "http503": (Fault(kind="raw", status=503, message="<html>Service Unavailable</html>"),
-                "HTTP503", RETRY),
-    "throttling": (Fault(status=400, code="Throttling", message="Rate exceeded"),
-                   "Throttling", RETRY),
-    "throttled": (Fault(status=400, code="RequestLimitExceeded", message="slow down"),
-                  "RequestLimitExceeded", RETRY),
     "idperror": (Fault(status=400, code="IDPCommunicationError",
                        message="could not reach the issuer"), "IDPCommunicationError", RETRY),
     "hang": (Fault(kind="hang", seconds=3.5), "Transport", RETRY),
@@ -54,6 +48,17 @@ FAULTS = {
     "huge": (Fault(kind="raw", status=200, message="<a>" + "x" * (1 << 20) + "</a>"),
              "Malformed", FINAL),
     "laughs": (Fault(kind="raw", status=200, message=BILLION_LAUGHS), "Malformed", FINAL),
+}
+
+# Answers that mean "slow down": they slow the whole daemon down (the
+# limiter halves its rate), so each is tried in a daemon of its own.
+THROTTLING = {
+    "http503": (Fault(kind="raw", status=503, message="<html>Service Unavailable</html>"),
+                "HTTP503", RETRY),
+    "throttling": (Fault(status=400, code="Throttling", message="Rate exceeded"),
+                   "Throttling", RETRY),
+    "throttled": (Fault(status=400, code="RequestLimitExceeded", message="slow down"),
+                  "RequestLimitExceeded", RETRY),
 }
 
 LIFETIME = 14           # seconds the forwarded credentials last
@@ -96,9 +101,11 @@ class TestFaults(CredfsTestCase):
             worst.append(time.monotonic() - t0)
             time.sleep(0.2)
 
-    def lifecycle(self, m, role, fault, code, attempts, report):
+    def lifecycle(self, m, role, fault, code, attempts, report, throttled=False):
         """One role through a fault: good, failing while valid, expired,
-        healed.  Appends problems to report (threads cannot assert)."""
+        healed.  Appends problems to report (threads cannot assert).
+        throttled: the fault asks for slowing down, so the limiter spaces
+        the attempts by about a second more."""
         def check(cond, what):
             if not cond:
                 report.append("%s: %s" % (role, what))
@@ -134,9 +141,13 @@ class TestFaults(CredfsTestCase):
               "the proxy saw %d requests for %d attempts" % (n, attempts))
         times = self.proxy.attempt_times(arn(role))[1:1 + attempts]
         if code != "Transport" and len(times) == 3:
-            # Full jitter: retry n waits rand * min(2^(n-1), 20) s.
-            check(times[1] - times[0] < 1.5, "first backoff %.2f s" % (times[1] - times[0]))
-            check(times[2] - times[1] < 2.5, "second backoff %.2f s" % (times[2] - times[1]))
+            # Full jitter: retry n waits rand * min(2^(n-1), 20) s, and
+            # after a throttled answer the limiter's rate of 1 a second.
+            slow = 1.1 if throttled else 0
+            check(times[1] - times[0] < 1.5 + slow, "first backoff %.2f s" % (times[1] - times[0]))
+            check(times[2] - times[1] < 2.5 + slow, "second backoff %.2f s" % (times[2] - times[1]))
+            if throttled:
+                check(times[1] - times[0] > 0.8, "a throttled answer did not slow the daemon down")
         if time.monotonic() < t0 + LIFETIME - 3:
             check(access_key(m, role) == first, "last good credentials not served")
             check(m.status(role)["state"] in ("stale", "renewing"),
@@ -177,17 +188,22 @@ class TestFaults(CredfsTestCase):
         check(st["state"] == "valid" and st["last_error"] is None,
               "status after recovery: %s %r" % (st["state"], st["last_error"]))
 
-    def test_every_fault_retry_serve_expire_recover(self):
-        m = self.mount_short_lived(FAULTS)
+    def run_lifecycles(self, mounts, faults, throttled):
+        """The lifecycle of every fault at once, role r in mounts[r]."""
         report, worst = [], []
         stop = threading.Event()
-        watcher = threading.Thread(target=self.watch_mount, args=(m, FAULTS, stop, worst))
-        watcher.start()
+        watchers = [threading.Thread(target=self.watch_mount,
+                                     args=(m, [r for r in faults if mounts[r] is m],
+                                           stop, worst))
+                    for m in set(mounts.values())]
+        for w in watchers:
+            w.start()
         threads = []
-        for role, (fault, code, attempts) in FAULTS.items():
+        for role, (fault, code, attempts) in faults.items():
             def run(role=role, fault=fault, code=code, attempts=attempts):
                 try:
-                    self.lifecycle(m, role, fault, code, attempts, report)
+                    self.lifecycle(mounts[role], role, fault, code, attempts,
+                                   report, throttled)
                 except Exception as e:      # noqa: BLE001 - reported below
                     # Only the kind of error: its text could quote a file.
                     report.append("%s: %s %s" % (role, type(e).__name__,
@@ -198,13 +214,32 @@ class TestFaults(CredfsTestCase):
         for t in threads:
             t.join(90)
         stop.set()
-        watcher.join(10)
+        for w in watchers:
+            w.join(10)
+        self.maxDiff = None
         self.assertEqual(report, [])
         self.assertTrue(worst, "the mount was never checked")
         self.assertLess(max(worst), 1.0, "the mount stopped answering while STS failed")
-        self.assertIsNone(m.proc.poll(), "the daemon died")
-        for code in ("Throttling", "InvalidIdentityToken", "Malformed", "Transport"):
+        for m in set(mounts.values()):
+            self.assertIsNone(m.proc.poll(), "the daemon died")
+
+    def test_every_fault_retry_serve_expire_recover(self):
+        m = self.mount_short_lived(FAULTS)
+        self.run_lifecycles({r: m for r in FAULTS}, FAULTS, False)
+        for code in ("InvalidIdentityToken", "Malformed", "Transport"):
             self.assertIn(code, m.output())
+
+    def test_throttling_slows_the_daemon_and_is_not_failure(self):
+        """Each throttling fault in a daemon of its own: retried (3
+        attempts), spaced by the limiter, the last good credentials served
+        until they expire, recovery after."""
+        self.proxy.lifetime = LIFETIME
+        mounts = {r: self.mount(roles={r: "subject = %s\n" % r}, name=r,
+                                defaults="wait_timeout = %d\nrefresh_fraction = 0.5\n"
+                                         "min_validity = 1\n" % WAIT_TIMEOUT)
+                  for r in THROTTLING}
+        self.run_lifecycles(mounts, THROTTLING, True)
+        self.assertIn("Throttling", mounts["throttling"].output())
 
     def test_oversized_and_malicious_answers_are_bounded(self):
         m = self.mount(roles={"huge": "subject = h\n", "laughs": "subject = l\n"})
