@@ -228,7 +228,7 @@ static char *signed_token_locked(struct role_state *r, struct sts_error *err)
 	struct engine *e = r->engine;
 	struct signer *signer = e->signer;
 	int64_t now_mono = clock_mono_ms(), now, lifetime, point, validity;
-	char *jwt;
+	char *jwt, why[384];
 
 	if (r->token && now_mono < r->token_refresh_mono)
 		return secret_strdup(r->token);
@@ -237,9 +237,10 @@ static char *signed_token_locked(struct role_state *r, struct sts_error *err)
 		return NULL;
 	}
 	now = clock_wall();
-	if (signer_sign(signer, r->cfg->subject, now, &jwt)) {
-		set_error(err, "Signer", "signing the token for role %s failed",
-			  r->cfg->name);
+	if (signer_sign(signer, r->cfg->subject, NULL, now, &jwt, why,
+			sizeof(why))) {
+		set_error(err, "Signer", "signing the token for role %s failed: %s",
+			  r->cfg->name, why);
 		return NULL;
 	}
 	lifetime = signer_token_lifetime(signer);
@@ -653,7 +654,8 @@ size_t engine_token_size(struct engine *e, size_t i)
 	if (!r->token_size && r->token) {
 		r->token_size = strlen(r->token);
 	} else if (!r->token_size &&
-		   signer_sign(signer, r->cfg->subject, clock_wall(), &jwt) == 0) {
+		   signer_sign(signer, r->cfg->subject, NULL, clock_wall(), &jwt,
+			       NULL, 0) == 0) {
 		r->token_size = strlen(jwt);
 		secret_free(jwt);
 	}

@@ -650,47 +650,71 @@ out:
 	return ret;
 }
 
+/* Signs input with the current file key: a DER ECDSA or a PKCS#1 v1.5
+ * RSA signature, OPENSSL_malloc'd into *sig.  Returns 0, or -1 with why. */
+static int sign_with_file_key(const struct signer *s, const char *input,
+			      unsigned char **sig, size_t *siglen, char *why,
+			      size_t whylen)
+{
+	size_t inlen = strlen(input), len = 0;
+	unsigned char *out = NULL;
+	EVP_MD_CTX *ctx;
+
+	*sig = NULL;
+	ctx = EVP_MD_CTX_new();
+	if (!ctx ||
+	    EVP_DigestSignInit_ex(ctx, NULL, "SHA256", NULL, NULL, s->cur.pkey,
+				  NULL) != 1 ||
+	    EVP_DigestSign(ctx, NULL, &len, (const unsigned char *)input,
+			   inlen) != 1)
+		goto fail;
+	out = OPENSSL_malloc(len);
+	if (!out || EVP_DigestSign(ctx, out, &len, (const unsigned char *)input,
+				   inlen) != 1)
+		goto fail;
+	EVP_MD_CTX_free(ctx);
+	*sig = out;
+	*siglen = len;
+	return 0;
+fail:
+	set_err(why, whylen, "OpenSSL failed to sign with the key");
+	OPENSSL_clear_free(out, len);
+	EVP_MD_CTX_free(ctx);
+	ERR_clear_error();
+	return -1;
+}
+
 /* Signs input with the current key; returns the base64url JWS signature
- * (malloc'd) or NULL. */
-static char *sign_input(const struct signer *s, const char *input)
+ * (malloc'd; free with secret_free) or NULL with why.  Every copy of the
+ * signature is wiped before it is freed. */
+static char *sign_input(const struct signer *s, const char *input, char *why,
+			size_t whylen)
 {
 	unsigned char raw[2 * ES256_COORD_LEN];
 	unsigned char *sig = NULL;
-	EVP_MD_CTX *ctx;
 	size_t siglen = 0;
 	char *enc = NULL;
+	int rc;
 
-	ctx = EVP_MD_CTX_new();
-	if (!ctx)
-		goto out;
-	if (EVP_DigestSignInit_ex(ctx, NULL, "SHA256", NULL, NULL, s->cur.pkey,
-				  NULL) != 1)
-		goto out;
-	if (EVP_DigestSign(ctx, NULL, &siglen, (const unsigned char *)input,
-			   strlen(input)) != 1)
-		goto out;
-	sig = OPENSSL_malloc(siglen);
-	if (!sig)
-		goto out;
-	if (EVP_DigestSign(ctx, sig, &siglen, (const unsigned char *)input,
-			   strlen(input)) != 1)
-		goto out;
+	rc = sign_with_file_key(s, input, &sig, &siglen, why, whylen);
+	if (rc)
+		return NULL;
 	if (s->cur.alg == ALG_ES256) {
-		if (ecdsa_der_to_raw(sig, siglen, raw))
-			goto out;
-		enc = b64url_encode(raw, sizeof(raw));
+		if (ecdsa_der_to_raw(sig, siglen, raw) == 0)
+			enc = b64url_encode(raw, sizeof(raw));
+		OPENSSL_cleanse(raw, sizeof(raw));
 	} else {
 		enc = b64url_encode(sig, siglen);
 	}
-out:
-	OPENSSL_free(sig);
-	EVP_MD_CTX_free(ctx);
+	OPENSSL_clear_free(sig, siglen);
 	ERR_clear_error();
+	if (!enc)
+		set_err(why, whylen, "out of memory encoding the signature");
 	return enc;
 }
 
-int signer_sign(struct signer *s, const char *subject, int64_t now,
-		char **jwt_out)
+int signer_sign(struct signer *s, const char *subject, const char *audience,
+		int64_t now, char **jwt_out, char *why, size_t whylen)
 {
 	char *hdr = NULL, *claims = NULL, *sig = NULL;
 	json_int_t iat, exp;
@@ -699,8 +723,14 @@ int signer_sign(struct signer *s, const char *subject, int64_t now,
 	int ret = -1;
 
 	*jwt_out = NULL;
-	if (!s || !subject || uuid_v4(jti))
+	if (!s || !subject) {
+		set_err(why, whylen, "no signer or no subject");
 		return -1;
+	}
+	if (uuid_v4(jti)) {
+		set_err(why, whylen, "no random bytes for the token's jti");
+		return -1;
+	}
 	iat = (json_int_t)(now - s->clock_skew);
 	exp = (json_int_t)(now + s->token_lifetime);
 
@@ -709,28 +739,33 @@ int signer_sign(struct signer *s, const char *subject, int64_t now,
 				    "typ", "JWT"));
 	claims = b64url_json(json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s}",
 				       "iss", s->issuer, "sub", subject,
-				       "aud", s->audience, "iat", iat,
-				       "nbf", iat, "exp", exp, "jti", jti));
+				       "aud", audience ? audience : s->audience,
+				       "iat", iat, "nbf", iat, "exp", exp,
+				       "jti", jti));
 	if (!hdr || !claims)
-		goto out;
+		goto oom;
 
 	buf_init(&b, JWT_MAX);
 	if (buf_printf(&b, "%s.%s", hdr, claims))
-		goto out;
-	sig = sign_input(s, b.data);
+		goto oom;
+	sig = sign_input(s, b.data, why, whylen);
 	if (!sig) {
 		buf_free(&b);
 		goto out;
 	}
 	if (buf_printf(&b, ".%s", sig))
-		goto out;
+		goto oom;
 	*jwt_out = buf_steal(&b);
-	if (*jwt_out)
-		ret = 0;
+	if (!*jwt_out)
+		goto oom;
+	ret = 0;
+	goto out;
+oom:
+	set_err(why, whylen, "out of memory building the token");
 out:
 	free(hdr);
 	free(claims);
-	free(sig);
+	secret_free(sig);
 	return ret;
 }
 

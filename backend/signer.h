@@ -40,10 +40,13 @@ const char *signer_kid(const struct signer *s);
 int signer_token_lifetime(const struct signer *s);
 
 /* Signs a JWT for subject with iat = nbf = now - clock_skew,
- * exp = now + token_lifetime, iss/aud from the config, and a random jti.
- * Returns 0 and a malloc'd token (free with secret_free), or -1. */
-int signer_sign(struct signer *s, const char *subject, int64_t now,
-		char **jwt_out) WUR;
+ * exp = now + token_lifetime, iss from the config, aud = audience (NULL:
+ * the [signer] audience), and a random jti.  Returns 0 and a malloc'd
+ * token (free with secret_free), or -1 with why filled (a sentence fit
+ * for status and the log, never a secret; why may be NULL if whylen is
+ * 0).  Thread-safe. */
+int signer_sign(struct signer *s, const char *subject, const char *audience,
+		int64_t now, char **jwt_out, char *why, size_t whylen) WUR;
 
 /* JWKS {"keys":[current, previous...]}; malloc'd JSON text, NULL on error. */
 char *signer_jwks(const struct signer *s) WUR;

@@ -396,8 +396,8 @@ static void sign_and_verify(struct signer *s, EVP_PKEY *pub, const char *alg)
 	char *t1 = NULL, *t2 = NULL;
 	json_t *c1, *c2;
 
-	CHECK(signer_sign(s, SUBJECT, NOW, &t1) == 0);
-	CHECK(signer_sign(s, SUBJECT, NOW, &t2) == 0);
+	CHECK(signer_sign(s, SUBJECT, NULL, NOW, &t1, NULL, 0) == 0);
+	CHECK(signer_sign(s, SUBJECT, NULL, NOW, &t2, NULL, 0) == 0);
 	if (!t1 || !t2)
 		goto out;
 	CHECK_STR(signer_alg(s), alg);
@@ -826,7 +826,7 @@ static void check_jwk_verifies(json_t *keys, size_t i, struct signer *s)
 	json_t *c;
 
 	CHECK(pub != NULL);
-	CHECK(signer_sign(s, SUBJECT, NOW, &tok) == 0);
+	CHECK(signer_sign(s, SUBJECT, NULL, NOW, &tok, NULL, 0) == 0);
 	if (pub && tok) {
 		c = verify_jwt(tok, pub, signer_alg(s), signer_kid(s));
 		CHECK(c != NULL);
@@ -915,7 +915,7 @@ static void test_jwks_publishes_current_then_previous(void)
 		size_t sl = 0;
 		const char *d2;
 
-		CHECK(signer_sign(i ? s_ec : s_rsa, SUBJECT, NOW, &tok) == 0);
+		CHECK(signer_sign(i ? s_ec : s_rsa, SUBJECT, NULL, NOW, &tok, NULL, 0) == 0);
 		if (pub && tok) {
 			d2 = strrchr(tok, '.');
 			sig = b64url_decode(d2 + 1, strlen(d2 + 1), &sl);
@@ -1023,7 +1023,7 @@ static void *sign_many(void *p)
 		unsigned char *sig;
 		size_t sl = 0;
 
-		if (signer_sign(a->s, SUBJECT, NOW, &tok)) {
+		if (signer_sign(a->s, SUBJECT, NULL, NOW, &tok, NULL, 0)) {
 			a->bad++;
 			continue;
 		}
@@ -1068,6 +1068,63 @@ out:
 	tmp_cleanup();
 }
 
+/* A role's own audience replaces [signer] audience in that token only. */
+static void test_sign_with_an_audience_of_its_own(void)
+{
+	char path[128], why[256];
+	struct test_cfg t;
+	struct cfg_error cerr;
+	struct signer *s = NULL;
+	char *tok = NULL;
+	const char *d1, *d2;
+	json_t *c = NULL;
+	EVP_PKEY *pkey;
+
+	tmp_setup();
+	pkey = gen_key_file("k.pem", "P-256", path, sizeof(path));
+	cfg_init(&t, path);
+	CHECK(pkey && signer_load(&t.cfg, &s, &cerr) == 0);
+	if (!s)
+		goto out;
+	CHECK(signer_sign(s, SUBJECT, "api://AzureADTokenExchange", NOW, &tok,
+			  why, sizeof(why)) == 0);
+	if (tok) {
+		c = verify_jwt(tok, pkey, "ES256", signer_kid(s));
+		CHECK_STR(json_string_value(json_object_get(c, "aud")),
+			  "api://AzureADTokenExchange");
+		json_decref(c);
+		secret_free(tok);
+		tok = NULL;
+	}
+	/* NULL: the [signer] audience. */
+	CHECK(signer_sign(s, SUBJECT, NULL, NOW, &tok, why, sizeof(why)) == 0);
+	if (tok) {
+		d1 = strchr(tok, '.');
+		d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+		c = d2 ? decode_json_part(d1 + 1, (size_t)(d2 - d1 - 1)) : NULL;
+		CHECK_STR(json_string_value(json_object_get(c, "aud")), AUDIENCE);
+		json_decref(c);
+	}
+out:
+	secret_free(tok);
+	signer_free(s);
+	EVP_PKEY_free(pkey);
+	tmp_cleanup();
+}
+
+/* A failed signature says why, and hands back no token. */
+static void test_sign_failure_says_why(void)
+{
+	char why[256] = "";
+	char *tok = (char *)"untouched";
+
+	CHECK(signer_sign(NULL, SUBJECT, NULL, NOW, &tok, why, sizeof(why)) == -1);
+	CHECK(tok == NULL);
+	CHECK(why[0] != '\0');
+	/* why may be left out. */
+	CHECK(signer_sign(NULL, SUBJECT, NULL, NOW, &tok, NULL, 0) == -1);
+}
+
 static void test_load_requires_signer_section(void)
 {
 	struct test_cfg t;
@@ -1095,6 +1152,8 @@ static const struct check_case cases[] = {
 	CHECK_CASE(test_jwks_publishes_current_then_previous),
 	CHECK_CASE(test_discovery_document),
 	CHECK_CASE(test_sign_from_many_threads),
+	CHECK_CASE(test_sign_with_an_audience_of_its_own),
+	CHECK_CASE(test_sign_failure_says_why),
 	CHECK_CASE(test_load_requires_signer_section),
 };
 
