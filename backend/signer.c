@@ -2,7 +2,9 @@
  * credfs as an OIDC issuer.  Keys are loaded once; signing only reads them,
  * so signer_sign() may run on several threads at once (each call has its
  * own EVP_MD_CTX; a provider-native EVP_PKEY is safe to share for signing
- * in OpenSSL 3).  Nothing here prints or logs key material or tokens.
+ * in OpenSSL 3).  A key in a TPM signs through signer_tpm.c, which
+ * serialises its callers.  Nothing here prints or logs key material or
+ * tokens.
  */
 #include "signer.h"
 
@@ -27,6 +29,7 @@
 #include <openssl/x509.h>
 
 #include "buf.h"
+#include "signer_tpm.h"
 
 #define KEY_FILE_MAX (64 * 1024)	/* a PEM key larger than this is not one */
 #define JWT_MAX (64 * 1024)
@@ -40,7 +43,8 @@ enum signer_alg_id {
 };
 
 struct signer_key {
-	EVP_PKEY *pkey;		/* current: private; previous: public only */
+	EVP_PKEY *pkey;		/* current file key: private; else public */
+	struct tpm_key *tpm;	/* current key in a TPM: signs; else NULL */
 	enum signer_alg_id alg;
 	char *kid;
 };
@@ -396,10 +400,61 @@ static EVP_PKEY *public_only(EVP_PKEY *pkey)
 	return pub;
 }
 
+/* Loads a TPM-wrapped key (data, len: the file's content; mode: its
+ * permission bits).  Its public half comes from the file; as the current
+ * key (!allow_public) it is also loaded into the TPM once to prove it
+ * can sign here, and k->tpm signs with it.  A previous key needs no TPM:
+ * it may come from another host's.  Returns 0, or -1 with err filled. */
+static int load_tpm_key(const struct cfg *cfg, const char *path, int line,
+			int allow_public, const char *data, size_t len,
+			mode_t mode, struct signer_key *k,
+			struct cfg_error *err)
+{
+	char why[384];
+	EVP_PKEY *pub;
+
+	/* Anyone who can reach this TPM can sign with the file. */
+	if (mode & 077) {
+		cfg_err(err, cfg, line,
+			"TPM-wrapped key %s is readable by group or others (mode %04o); chmod 600 it",
+			path, (unsigned int)mode);
+		return -1;
+	}
+	pub = tpm_key_public(data, len, why, sizeof(why));
+	if (!pub) {
+		cfg_err(err, cfg, line, "%s is not a usable TPM-wrapped key: %s",
+			path, why);
+		return -1;
+	}
+	if (check_key_type(cfg, path, line, pub, &k->alg, err))
+		goto fail;
+	k->kid = compute_kid(pub);
+	if (!k->kid) {
+		cfg_err(err, cfg, line, "cannot compute the key id of %s", path);
+		goto fail;
+	}
+	if (!allow_public) {
+		k->tpm = tpm_key_open(path, data, len, pub, why, sizeof(why));
+		if (!k->tpm) {
+			cfg_err(err, cfg, line, "TPM key %s cannot be loaded: %s",
+				path, why);
+			goto fail;
+		}
+	}
+	k->pkey = pub;
+	return 0;
+fail:
+	free(k->kid);
+	k->kid = NULL;
+	EVP_PKEY_free(pub);
+	return -1;
+}
+
 /* Loads one key file.  allow_public: a public-key PEM is accepted too
  * (previous_keys); otherwise the file must hold a private key.  The
- * permission check applies to private keys only.  On success k holds the
- * key (only its public half for a previous key), its alg and kid. */
+ * permission check applies to private keys only.  A TPM-wrapped key is
+ * accepted wherever a private PEM key is.  On success k holds the key
+ * (only its public half for a previous key), its alg and kid. */
 static int load_key(const struct cfg *cfg, const char *path, int line,
 		    int allow_public, struct signer_key *k,
 		    struct cfg_error *err)
@@ -413,6 +468,12 @@ static int load_key(const struct cfg *cfg, const char *path, int line,
 
 	if (read_key_file(cfg, path, line, &data, &len, &cap, &mode, err))
 		return -1;
+	if (tpm_key_is_wrapped(data, len)) {
+		ret = load_tpm_key(cfg, path, line, allow_public, data, len,
+				   mode, k, err);
+		secret_free_n(data, cap);
+		return ret;
+	}
 
 	bio = BIO_new_mem_buf(data, (int)len);
 	if (!bio) {
@@ -477,8 +538,10 @@ out:
 static void key_clear(struct signer_key *k)
 {
 	EVP_PKEY_free(k->pkey);
+	tpm_key_free(k->tpm);
 	free(k->kid);
 	k->pkey = NULL;
+	k->tpm = NULL;
 	k->kid = NULL;
 }
 
@@ -589,6 +652,11 @@ int signer_token_lifetime(const struct signer *s)
 	return s->token_lifetime;
 }
 
+int signer_uses_tpm(const struct signer *s)
+{
+	return s && s->cur.tpm != NULL;
+}
+
 /* ---- signing ------------------------------------------------------------ */
 
 /* A random RFC 4122 version 4 UUID into out; 0, or -1 if RAND_bytes fails. */
@@ -684,9 +752,9 @@ fail:
 	return -1;
 }
 
-/* Signs input with the current key; returns the base64url JWS signature
- * (malloc'd; free with secret_free) or NULL with why.  Every copy of the
- * signature is wiped before it is freed. */
+/* Signs input with the current key (in the TPM or from its file); returns
+ * the base64url JWS signature (malloc'd; free with secret_free) or NULL
+ * with why.  Every copy of the signature is wiped before it is freed. */
 static char *sign_input(const struct signer *s, const char *input, char *why,
 			size_t whylen)
 {
@@ -696,7 +764,11 @@ static char *sign_input(const struct signer *s, const char *input, char *why,
 	char *enc = NULL;
 	int rc;
 
-	rc = sign_with_file_key(s, input, &sig, &siglen, why, whylen);
+	if (s->cur.tpm)
+		rc = tpm_key_sign(s->cur.tpm, (const unsigned char *)input,
+				  strlen(input), &sig, &siglen, why, whylen);
+	else
+		rc = sign_with_file_key(s, input, &sig, &siglen, why, whylen);
 	if (rc)
 		return NULL;
 	if (s->cur.alg == ALG_ES256) {

@@ -1086,6 +1086,7 @@ static void test_sign_with_an_audience_of_its_own(void)
 	CHECK(pkey && signer_load(&t.cfg, &s, &cerr) == 0);
 	if (!s)
 		goto out;
+	CHECK(signer_uses_tpm(s) == 0);
 	CHECK(signer_sign(s, SUBJECT, "api://AzureADTokenExchange", NOW, &tok,
 			  why, sizeof(why)) == 0);
 	if (tok) {
@@ -1121,6 +1122,7 @@ static void test_sign_failure_says_why(void)
 	CHECK(signer_sign(NULL, SUBJECT, NULL, NOW, &tok, why, sizeof(why)) == -1);
 	CHECK(tok == NULL);
 	CHECK(why[0] != '\0');
+	CHECK(signer_uses_tpm(NULL) == 0);
 	/* why may be left out. */
 	CHECK(signer_sign(NULL, SUBJECT, NULL, NOW, &tok, NULL, 0) == -1);
 }
