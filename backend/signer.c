@@ -134,6 +134,103 @@ static EVP_PKEY *keygen_generate(const char *type, int bits, char *err,
 	return pkey;
 }
 
+/* Creates path for a new key: mode 0600, never an existing file or a
+ * symlink.  Returns the descriptor, or -1 with err set. */
+static int keyfile_create(const char *path, char *err, size_t errlen)
+{
+	int fd;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		  0600);
+	if (fd < 0) {
+		if (errno == EEXIST)
+			set_err(err, errlen,
+				"%s exists; credfs keygen never overwrites a key",
+				path);
+		else
+			set_err(err, errlen, "cannot create %s: %s", path,
+				strerror(errno));
+		return -1;
+	}
+	if (fchmod(fd, 0600)) {
+		set_err(err, errlen, "cannot chmod %s: %s", path,
+			strerror(errno));
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	return fd;
+}
+
+/* Writes len bytes of data to fd (the new key file path), syncs and
+ * closes it.  Returns 0, or -1 with err set (fd closed either way). */
+static int keyfile_write(int fd, const char *path, const char *data,
+			 size_t len, char *err, size_t errlen)
+{
+	size_t off = 0;
+	ssize_t n;
+
+	while (off < len) {
+		n = write(fd, data + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			set_err(err, errlen, "cannot write %s: %s", path,
+				n < 0 ? strerror(errno) : "short write");
+			close(fd);
+			return -1;
+		}
+		off += (size_t)n;
+	}
+	if (fsync(fd)) {
+		set_err(err, errlen, "cannot write %s: %s", path,
+			strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (close(fd)) {
+		set_err(err, errlen, "cannot write %s: %s", path,
+			strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int signer_keygen_tpm(const char *path, const char *type, int bits,
+		      char *err, size_t errlen)
+{
+	char *pem = NULL;
+	size_t len = 0;
+	int fd;
+
+	if (!type || (strcmp(type, "ec") && strcmp(type, "rsa"))) {
+		set_err(err, errlen, "unknown key type \"%s\"; use ec or rsa",
+			type ? type : "");
+		return -1;
+	}
+	if (!strcmp(type, "rsa") && bits && bits != RSA_MIN_BITS) {
+		set_err(err, errlen,
+			"RSA keys in a TPM have %d bits, not %d", RSA_MIN_BITS,
+			bits);
+		return -1;
+	}
+	fd = keyfile_create(path, err, errlen);
+	if (fd < 0)
+		return -1;
+	if (tpm_keygen(type, &pem, &len, err, errlen)) {
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	if (keyfile_write(fd, path, pem, len, err, errlen)) {
+		unlink(path);
+		secret_free_n(pem, len);
+		return -1;
+	}
+	secret_free_n(pem, len);
+	return 0;
+}
+
 int signer_keygen(const char *path, const char *type, int bits, char *err,
 		  size_t errlen)
 {
@@ -157,23 +254,9 @@ int signer_keygen(const char *path, const char *type, int bits, char *err,
 		}
 	}
 
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-		  0600);
-	if (fd < 0) {
-		if (errno == EEXIST)
-			set_err(err, errlen,
-				"%s exists; credfs keygen never overwrites a key",
-				path);
-		else
-			set_err(err, errlen, "cannot create %s: %s", path,
-				strerror(errno));
+	fd = keyfile_create(path, err, errlen);
+	if (fd < 0)
 		return -1;
-	}
-	if (fchmod(fd, 0600)) {
-		set_err(err, errlen, "cannot chmod %s: %s", path,
-			strerror(errno));
-		goto out_unlink;
-	}
 
 	pkey = keygen_generate(type, bits, err, errlen);
 	if (!pkey)

@@ -21,6 +21,13 @@ struct signer;
 int signer_keygen(const char *path, const char *type, int bits, char *err,
 		  size_t errlen) WUR;
 
+/* Creates a key inside the TPM and writes its TPM-wrapped form ("TSS2
+ * PRIVATE KEY" PEM, mode 0600) to path; never overwrites.  type is "ec"
+ * (P-256) or "rsa" (2048 bits: bits must be 0 or 2048).  Returns 0, or -1
+ * with a sentence in err (nothing is left at path then). */
+int signer_keygen_tpm(const char *path, const char *type, int bits,
+		      char *err, size_t errlen) WUR;
+
 /* Loads [signer] of cfg: the key (must be a regular file, not group- or
  * world-readable, EC P-256 or RSA >= 2048; a PEM private key, or a
  * TPM-wrapped key, which is loaded into the TPM once here to prove it can

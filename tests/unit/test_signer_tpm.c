@@ -570,6 +570,30 @@ static void test_current_tpm_key_without_its_tpm_is_a_config_error(void)
 	unsetenv("TPM2OPENSSL_TCTI");
 }
 
+static void test_keygen_tpm_refuses_bad_arguments(void)
+{
+	char path[128], err[256] = "";
+
+	tmp_setup();
+	snprintf(path, sizeof(path), "%s/k.tpm", tmpdir);
+	CHECK(signer_keygen_tpm(path, "dsa", 0, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "dsa") != NULL);
+	CHECK(signer_keygen_tpm(path, "rsa", 4096, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "2048") != NULL);
+	CHECK(access(path, F_OK) != 0);
+	/* Without a TPM: an error, and nothing left behind. */
+	setenv("TPM2OPENSSL_TCTI", DEAD_TCTI, 1);
+	CHECK(signer_keygen_tpm(path, "ec", 0, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "TPM") != NULL);
+	CHECK(access(path, F_OK) != 0);
+	unsetenv("TPM2OPENSSL_TCTI");
+	/* An existing file is never overwritten, TPM or not. */
+	CHECK(write_file("k.tpm", "precious\n", 9, 0600, path, sizeof(path)) == 0);
+	CHECK(signer_keygen_tpm(path, "ec", 0, err, sizeof(err)) == -1);
+	CHECK(strstr(err, "never overwrites") != NULL);
+	tmp_cleanup();
+}
+
 static const struct check_case cases[] = {
 	CHECK_CASE(test_wrapped_keys_are_told_from_pem_keys),
 	CHECK_CASE(test_public_half_of_swtpm_keys_without_a_tpm),
@@ -578,6 +602,7 @@ static const struct check_case cases[] = {
 	CHECK_CASE(test_garbage_is_refused),
 	CHECK_CASE(test_previous_tpm_key_needs_no_tpm),
 	CHECK_CASE(test_current_tpm_key_without_its_tpm_is_a_config_error),
+	CHECK_CASE(test_keygen_tpm_refuses_bad_arguments),
 };
 
 int main(void)
