@@ -2,7 +2,9 @@
  * credfs as an OIDC issuer.  Keys are loaded once; signing only reads them,
  * so signer_sign() may run on several threads at once (each call has its
  * own EVP_MD_CTX; a provider-native EVP_PKEY is safe to share for signing
- * in OpenSSL 3).  Nothing here prints or logs key material or tokens.
+ * in OpenSSL 3).  A key in a TPM signs through signer_tpm.c, which
+ * serialises its callers.  Nothing here prints or logs key material or
+ * tokens.
  */
 #include "signer.h"
 
@@ -28,6 +30,7 @@
 
 #include "buf.h"
 #include "jsonout.h"
+#include "signer_tpm.h"
 
 #define KEY_FILE_MAX (64 * 1024)	/* a PEM key larger than this is not one */
 #define JWT_MAX (64 * 1024)
@@ -41,7 +44,8 @@ enum signer_alg_id {
 };
 
 struct signer_key {
-	EVP_PKEY *pkey;		/* current: private; previous: public only */
+	EVP_PKEY *pkey;		/* current file key: private; else public */
+	struct tpm_key *tpm;	/* current key in a TPM: signs; else NULL */
 	enum signer_alg_id alg;
 	char *kid;
 };
@@ -131,6 +135,103 @@ static EVP_PKEY *keygen_generate(const char *type, int bits, char *err,
 	return pkey;
 }
 
+/* Creates path for a new key: mode 0600, never an existing file or a
+ * symlink.  Returns the descriptor, or -1 with err set. */
+static int keyfile_create(const char *path, char *err, size_t errlen)
+{
+	int fd;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+		  0600);
+	if (fd < 0) {
+		if (errno == EEXIST)
+			set_err(err, errlen,
+				"%s exists; credfs keygen never overwrites a key",
+				path);
+		else
+			set_err(err, errlen, "cannot create %s: %s", path,
+				strerror(errno));
+		return -1;
+	}
+	if (fchmod(fd, 0600)) {
+		set_err(err, errlen, "cannot chmod %s: %s", path,
+			strerror(errno));
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	return fd;
+}
+
+/* Writes len bytes of data to fd (the new key file path), syncs and
+ * closes it.  Returns 0, or -1 with err set (fd closed either way). */
+static int keyfile_write(int fd, const char *path, const char *data,
+			 size_t len, char *err, size_t errlen)
+{
+	size_t off = 0;
+	ssize_t n;
+
+	while (off < len) {
+		n = write(fd, data + off, len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			set_err(err, errlen, "cannot write %s: %s", path,
+				n < 0 ? strerror(errno) : "short write");
+			close(fd);
+			return -1;
+		}
+		off += (size_t)n;
+	}
+	if (fsync(fd)) {
+		set_err(err, errlen, "cannot write %s: %s", path,
+			strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (close(fd)) {
+		set_err(err, errlen, "cannot write %s: %s", path,
+			strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int signer_keygen_tpm(const char *path, const char *type, int bits,
+		      char *err, size_t errlen)
+{
+	char *pem = NULL;
+	size_t len = 0;
+	int fd;
+
+	if (!type || (strcmp(type, "ec") && strcmp(type, "rsa"))) {
+		set_err(err, errlen, "unknown key type \"%s\"; use ec or rsa",
+			type ? type : "");
+		return -1;
+	}
+	if (!strcmp(type, "rsa") && bits && bits != RSA_MIN_BITS) {
+		set_err(err, errlen,
+			"RSA keys in a TPM have %d bits, not %d", RSA_MIN_BITS,
+			bits);
+		return -1;
+	}
+	fd = keyfile_create(path, err, errlen);
+	if (fd < 0)
+		return -1;
+	if (tpm_keygen(type, &pem, &len, err, errlen)) {
+		close(fd);
+		unlink(path);
+		return -1;
+	}
+	if (keyfile_write(fd, path, pem, len, err, errlen)) {
+		unlink(path);
+		secret_free_n(pem, len);
+		return -1;
+	}
+	secret_free_n(pem, len);
+	return 0;
+}
+
 int signer_keygen(const char *path, const char *type, int bits, char *err,
 		  size_t errlen)
 {
@@ -154,23 +255,9 @@ int signer_keygen(const char *path, const char *type, int bits, char *err,
 		}
 	}
 
-	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-		  0600);
-	if (fd < 0) {
-		if (errno == EEXIST)
-			set_err(err, errlen,
-				"%s exists; credfs keygen never overwrites a key",
-				path);
-		else
-			set_err(err, errlen, "cannot create %s: %s", path,
-				strerror(errno));
+	fd = keyfile_create(path, err, errlen);
+	if (fd < 0)
 		return -1;
-	}
-	if (fchmod(fd, 0600)) {
-		set_err(err, errlen, "cannot chmod %s: %s", path,
-			strerror(errno));
-		goto out_unlink;
-	}
 
 	pkey = keygen_generate(type, bits, err, errlen);
 	if (!pkey)
@@ -397,10 +484,61 @@ static EVP_PKEY *public_only(EVP_PKEY *pkey)
 	return pub;
 }
 
+/* Loads a TPM-wrapped key (data, len: the file's content; mode: its
+ * permission bits).  Its public half comes from the file; as the current
+ * key (!allow_public) it is also loaded into the TPM once to prove it
+ * can sign here, and k->tpm signs with it.  A previous key needs no TPM:
+ * it may come from another host's.  Returns 0, or -1 with err filled. */
+static int load_tpm_key(const struct cfg *cfg, const char *path, int line,
+			int allow_public, const char *data, size_t len,
+			mode_t mode, struct signer_key *k,
+			struct cfg_error *err)
+{
+	char why[384];
+	EVP_PKEY *pub;
+
+	/* Anyone who can reach this TPM can sign with the file. */
+	if (mode & 077) {
+		cfg_err(err, cfg, line,
+			"TPM-wrapped key %s is readable by group or others (mode %04o); chmod 600 it",
+			path, (unsigned int)mode);
+		return -1;
+	}
+	pub = tpm_key_public(data, len, why, sizeof(why));
+	if (!pub) {
+		cfg_err(err, cfg, line, "%s is not a usable TPM-wrapped key: %s",
+			path, why);
+		return -1;
+	}
+	if (check_key_type(cfg, path, line, pub, &k->alg, err))
+		goto fail;
+	k->kid = compute_kid(pub);
+	if (!k->kid) {
+		cfg_err(err, cfg, line, "cannot compute the key id of %s", path);
+		goto fail;
+	}
+	if (!allow_public) {
+		k->tpm = tpm_key_open(path, data, len, pub, why, sizeof(why));
+		if (!k->tpm) {
+			cfg_err(err, cfg, line, "TPM key %s cannot be loaded: %s",
+				path, why);
+			goto fail;
+		}
+	}
+	k->pkey = pub;
+	return 0;
+fail:
+	free(k->kid);
+	k->kid = NULL;
+	EVP_PKEY_free(pub);
+	return -1;
+}
+
 /* Loads one key file.  allow_public: a public-key PEM is accepted too
  * (previous_keys); otherwise the file must hold a private key.  The
- * permission check applies to private keys only.  On success k holds the
- * key (only its public half for a previous key), its alg and kid. */
+ * permission check applies to private keys only.  A TPM-wrapped key is
+ * accepted wherever a private PEM key is.  On success k holds the key
+ * (only its public half for a previous key), its alg and kid. */
 static int load_key(const struct cfg *cfg, const char *path, int line,
 		    int allow_public, struct signer_key *k,
 		    struct cfg_error *err)
@@ -414,6 +552,12 @@ static int load_key(const struct cfg *cfg, const char *path, int line,
 
 	if (read_key_file(cfg, path, line, &data, &len, &cap, &mode, err))
 		return -1;
+	if (tpm_key_is_wrapped(data, len)) {
+		ret = load_tpm_key(cfg, path, line, allow_public, data, len,
+				   mode, k, err);
+		secret_free_n(data, cap);
+		return ret;
+	}
 
 	bio = BIO_new_mem_buf(data, (int)len);
 	if (!bio) {
@@ -478,8 +622,10 @@ out:
 static void key_clear(struct signer_key *k)
 {
 	EVP_PKEY_free(k->pkey);
+	tpm_key_free(k->tpm);
 	free(k->kid);
 	k->pkey = NULL;
+	k->tpm = NULL;
 	k->kid = NULL;
 }
 
@@ -590,6 +736,11 @@ int signer_token_lifetime(const struct signer *s)
 	return s->token_lifetime;
 }
 
+int signer_uses_tpm(const struct signer *s)
+{
+	return s && s->cur.tpm != NULL;
+}
+
 /* ---- signing ------------------------------------------------------------ */
 
 /* A random RFC 4122 version 4 UUID into out; 0, or -1 if RAND_bytes fails. */
@@ -651,42 +802,70 @@ out:
 	return ret;
 }
 
-/* Signs input with the current key; returns the base64url JWS signature
- * (malloc'd) or NULL. */
-static char *sign_input(const struct signer *s, const char *input)
+/* Signs input with the current file key: a DER ECDSA or a PKCS#1 v1.5
+ * RSA signature, OPENSSL_malloc'd into *sig.  Returns 0, or -1 with why. */
+static int sign_with_file_key(const struct signer *s, const char *input,
+			      unsigned char **sig, size_t *siglen, char *why,
+			      size_t whylen)
+{
+	size_t inlen = strlen(input), len = 0;
+	unsigned char *out = NULL;
+	EVP_MD_CTX *ctx;
+
+	*sig = NULL;
+	ctx = EVP_MD_CTX_new();
+	if (!ctx ||
+	    EVP_DigestSignInit_ex(ctx, NULL, "SHA256", NULL, NULL, s->cur.pkey,
+				  NULL) != 1 ||
+	    EVP_DigestSign(ctx, NULL, &len, (const unsigned char *)input,
+			   inlen) != 1)
+		goto fail;
+	out = OPENSSL_malloc(len);
+	if (!out || EVP_DigestSign(ctx, out, &len, (const unsigned char *)input,
+				   inlen) != 1)
+		goto fail;
+	EVP_MD_CTX_free(ctx);
+	*sig = out;
+	*siglen = len;
+	return 0;
+fail:
+	set_err(why, whylen, "OpenSSL failed to sign with the key");
+	OPENSSL_clear_free(out, len);
+	EVP_MD_CTX_free(ctx);
+	ERR_clear_error();
+	return -1;
+}
+
+/* Signs input with the current key (in the TPM or from its file); returns
+ * the base64url JWS signature (malloc'd; free with secret_free) or NULL
+ * with why.  Every copy of the signature is wiped before it is freed. */
+static char *sign_input(const struct signer *s, const char *input, char *why,
+			size_t whylen)
 {
 	unsigned char raw[2 * ES256_COORD_LEN];
 	unsigned char *sig = NULL;
-	EVP_MD_CTX *ctx;
 	size_t siglen = 0;
 	char *enc = NULL;
+	int rc;
 
-	ctx = EVP_MD_CTX_new();
-	if (!ctx)
-		goto out;
-	if (EVP_DigestSignInit_ex(ctx, NULL, "SHA256", NULL, NULL, s->cur.pkey,
-				  NULL) != 1)
-		goto out;
-	if (EVP_DigestSign(ctx, NULL, &siglen, (const unsigned char *)input,
-			   strlen(input)) != 1)
-		goto out;
-	sig = OPENSSL_malloc(siglen);
-	if (!sig)
-		goto out;
-	if (EVP_DigestSign(ctx, sig, &siglen, (const unsigned char *)input,
-			   strlen(input)) != 1)
-		goto out;
+	if (s->cur.tpm)
+		rc = tpm_key_sign(s->cur.tpm, (const unsigned char *)input,
+				  strlen(input), &sig, &siglen, why, whylen);
+	else
+		rc = sign_with_file_key(s, input, &sig, &siglen, why, whylen);
+	if (rc)
+		return NULL;
 	if (s->cur.alg == ALG_ES256) {
-		if (ecdsa_der_to_raw(sig, siglen, raw))
-			goto out;
-		enc = b64url_encode(raw, sizeof(raw));
+		if (ecdsa_der_to_raw(sig, siglen, raw) == 0)
+			enc = b64url_encode(raw, sizeof(raw));
+		OPENSSL_cleanse(raw, sizeof(raw));
 	} else {
 		enc = b64url_encode(sig, siglen);
 	}
-out:
-	OPENSSL_free(sig);
-	EVP_MD_CTX_free(ctx);
+	OPENSSL_clear_free(sig, siglen);
 	ERR_clear_error();
+	if (!enc)
+		set_err(why, whylen, "out of memory encoding the signature");
 	return enc;
 }
 
@@ -700,12 +879,14 @@ int signer_sign(struct signer *s, const char *subject, const char *audience,
 	int ret = -1;
 
 	*jwt_out = NULL;
-	if (whylen)
-		snprintf(why, whylen, "signing failed");
-	if (!s || !subject || uuid_v4(jti))
+	if (!s || !subject) {
+		set_err(why, whylen, "no signer or no subject");
 		return -1;
-	if (!audience)
-		audience = s->audience;
+	}
+	if (uuid_v4(jti)) {
+		set_err(why, whylen, "no random bytes for the token's jti");
+		return -1;
+	}
 	iat = (json_int_t)(now - s->clock_skew);
 	exp = (json_int_t)(now + s->token_lifetime);
 
@@ -714,30 +895,33 @@ int signer_sign(struct signer *s, const char *subject, const char *audience,
 				    "typ", "JWT"));
 	claims = b64url_json(json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:s}",
 				       "iss", s->issuer, "sub", subject,
-				       "aud", audience, "iat", iat,
-				       "nbf", iat, "exp", exp, "jti", jti));
+				       "aud", audience ? audience : s->audience,
+				       "iat", iat, "nbf", iat, "exp", exp,
+				       "jti", jti));
 	if (!hdr || !claims)
-		goto out;
+		goto oom;
 
 	buf_init(&b, JWT_MAX);
 	if (buf_printf(&b, "%s.%s", hdr, claims))
-		goto out;
-	sig = sign_input(s, b.data);
+		goto oom;
+	sig = sign_input(s, b.data, why, whylen);
 	if (!sig) {
 		buf_free(&b);
 		goto out;
 	}
 	if (buf_printf(&b, ".%s", sig))
-		goto out;
+		goto oom;
 	*jwt_out = buf_steal(&b);
-	if (*jwt_out)
-		ret = 0;
+	if (!*jwt_out)
+		goto oom;
+	ret = 0;
+	goto out;
+oom:
+	set_err(why, whylen, "out of memory building the token");
 out:
 	free(hdr);
 	free(claims);
-	if (sig)
-		OPENSSL_cleanse(sig, strlen(sig));
-	free(sig);
+	secret_free(sig);
 	return ret;
 }
 

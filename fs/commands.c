@@ -20,15 +20,22 @@ int load_config(const char *path, struct generation **gen)
 	return EXIT_USAGE;
 }
 
+#define KEYGEN_USAGE \
+	"usage: credfs keygen [--tpm] [--type ec|rsa] [--bits N] OUTFILE\n"
+
+/* credfs keygen: a new signing key in OUTFILE, as PEM, or with --tpm made
+ * inside the TPM and written in its TPM-wrapped form.  Never overwrites. */
 int cmd_keygen(int argc, char **argv)
 {
 	const char *type = "ec", *out = NULL;
 	char err[512];
-	int bits = 0;
+	int bits = 0, tpm = 0;
 
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--type") == 0 && i + 1 < argc) {
 			type = argv[++i];
+		} else if (strcmp(argv[i], "--tpm") == 0) {
+			tpm = 1;
 		} else if (strcmp(argv[i], "--bits") == 0 && i + 1 < argc) {
 			char *end;
 			long v = strtol(argv[++i], &end, 10);
@@ -40,14 +47,14 @@ int cmd_keygen(int argc, char **argv)
 			}
 			bits = (int)v;
 		} else if (argv[i][0] == '-' || out) {
-			fprintf(stderr, "usage: credfs keygen [--type ec|rsa] [--bits N] OUTFILE\n");
+			fprintf(stderr, KEYGEN_USAGE);
 			return EXIT_USAGE;
 		} else {
 			out = argv[i];
 		}
 	}
 	if (!out) {
-		fprintf(stderr, "usage: credfs keygen [--type ec|rsa] [--bits N] OUTFILE\n");
+		fprintf(stderr, KEYGEN_USAGE);
 		return EXIT_USAGE;
 	}
 	if (strcmp(type, "ec") && strcmp(type, "rsa")) {
@@ -62,7 +69,12 @@ int cmd_keygen(int argc, char **argv)
 		fprintf(stderr, "credfs keygen: RSA keys need at least 2048 bits\n");
 		return EXIT_USAGE;
 	}
-	if (signer_keygen(out, type, bits, err, sizeof(err))) {
+	if (tpm && bits && bits != 2048) {
+		fprintf(stderr, "credfs keygen: RSA keys made in a TPM have 2048 bits\n");
+		return EXIT_USAGE;
+	}
+	if (tpm ? signer_keygen_tpm(out, type, bits, err, sizeof(err))
+		: signer_keygen(out, type, bits, err, sizeof(err))) {
 		fprintf(stderr, "credfs keygen: %s\n", err);
 		return EXIT_RUNTIME;
 	}

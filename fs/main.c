@@ -29,7 +29,7 @@
 
 static const char usage_text[] =
 	"usage: credfs [-f] [-d] [-o OPT[,OPT...]] CONFIG MOUNTPOINT\n"
-	"       credfs keygen [--type ec|rsa] [--bits N] OUTFILE\n"
+	"       credfs keygen [--tpm] [--type ec|rsa] [--bits N] OUTFILE\n"
 	"       credfs oidc CONFIG OUTDIR\n"
 	"       credfs check CONFIG\n"
 	"       credfs --version | --help\n"
@@ -44,7 +44,9 @@ static const char usage_text[] =
 	"  --help, -h  print this text\n"
 	"\n"
 	"keygen   write a new signing key (EC P-256 by default), PEM, mode 0600;\n"
-	"         --type rsa --bits N for RSA (2048 by default)\n"
+	"         --type rsa --bits N for RSA (2048 by default); --tpm makes it\n"
+	"         inside the TPM (TPM2OPENSSL_TCTI, else /dev/tpmrm0) and writes\n"
+	"         its TPM-wrapped form, useless on any other machine\n"
 	"oidc     write OUTDIR/.well-known/openid-configuration and OUTDIR/keys.json\n"
 	"check    validate CONFIG and list its roles (exit 2 on a bad config)\n"
 	"\n"

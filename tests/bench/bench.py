@@ -47,6 +47,7 @@ class Bench:
     def __init__(self, args):
         self.credfs = os.path.abspath(args.credfs)
         self.readloop = os.path.abspath(args.readloop)
+        self.signbench_exe = os.path.join(os.path.dirname(self.readloop), "signbench")
         self.dir = os.path.abspath(args.dir)
         self.cli_runs = args.cli_runs
         self.mounts = []             # Mount objects still mounted
@@ -458,6 +459,77 @@ class Bench:
         self.unmount(m)
 
 
+    def signbench(self, *args):
+        """signbench's lines, per key a dict of its figures."""
+        proc = subprocess.Popen([self.signbench_exe] + [str(a) for a in args],
+                                stdout=subprocess.PIPE, text=True)
+        self.note_pid(proc.pid)
+        out, _ = proc.communicate()
+        if proc.returncode:
+            raise RuntimeError("signbench failed (exit %d)" % proc.returncode)
+        found = {}
+        for line in out.splitlines():
+            path, *fields = line.split()
+            found[path] = dict(f.split("=") for f in fields)
+        return found
+
+    def fig7_tpm(self, n=101):
+        """Signing one token with a key in a TPM (swtpm on loopback) beside
+        a file key, medians of n signatures each made alone, then four
+        signers at once; and a warm read of token either way."""
+        from swtpm import Swtpm
+        tpm = Swtpm(os.path.join(self.dir, "swtpm"))
+        tpm.start()
+        self.note_pid(tpm.proc.pid)
+        os.environ["TPM2OPENSSL_TCTI"] = tpm.tcti     # for the daemons too
+        try:
+            keys = {}
+            for kind in ("ec", "rsa"):
+                keys[("file", kind)] = os.path.join(self.dir, "sign-%s.pem" % kind)
+                keys[("tpm", kind)] = os.path.join(self.dir, "sign-%s.tpm" % kind)
+                subprocess.run([self.credfs, "keygen", "--type", kind,
+                                keys[("file", kind)]], check=True)
+                subprocess.run([self.credfs, "keygen", "--tpm", "--type", kind,
+                                keys[("tpm", kind)]], check=True)
+            alone = self.signbench("-n", n, *keys.values())
+            for kind, alg in (("ec", "ES256"), ("rsa", "RS256")):
+                f, t = alone[keys[("file", kind)]], alone[keys[("tpm", kind)]]
+                self.report("7 sign one %s token, median of %d (p10 / p90): file key %.3f ms "
+                            "(%.3f / %.3f), TPM key (swtpm) %.1f ms (%.1f / %.1f) (reference)"
+                            % (alg, n, int(f["median_us"]) / 1000, int(f["p10_us"]) / 1000,
+                               int(f["p90_us"]) / 1000, int(t["median_us"]) / 1000,
+                               int(t["p10_us"]) / 1000, int(t["p90_us"]) / 1000))
+            burst = self.signbench("-n", 4 * n, "-t", 4, keys[("tpm", "ec")])
+            b = burst[keys[("tpm", "ec")]]
+            self.report("7 four signers at once, ES256 TPM key: %.1f ms per signature "
+                        "(one TPM session shared while signatures wait) (reference)"
+                        % (int(b["wall_us_per_signature"]) / 1000))
+            # A warm read of token costs the same with either key: it is
+            # the kernel's cached copy, no signature.
+            mounts, paths = [], []
+            for where in ("file", "tpm"):
+                text = self.config({"app": ""}).replace(
+                    "key = %s\n" % self.key, "key = %s\n" % keys[(where, "ec")])
+                m, _ = self.mount("token-" + where, text)
+                mounts.append(m)
+                m.read("app", "token")
+                paths.append(m.path("app", "token"))
+            out = self.run_readloop("-r", 31, "-n", 2000, *paths)
+            ns = {p: float(v) for p, v in (l.split() for l in out.splitlines())}
+            ratio = ns[paths[1]] / ns[paths[0]]
+            self.report("7 warm read of token (open+read+close): file key %.1f us, TPM key "
+                        "%.1f us, ratio %.2f (target 0.8 .. 1.25)"
+                        % (ns[paths[0]] / 1000, ns[paths[1]] / 1000, ratio),
+                        0.8 <= ratio <= 1.25)
+            for m in mounts:
+                self.unmount(m)
+            self.report("7 objects left in the TPM's transient slots: %d (target 0)"
+                        % len(tpm.transient_handles()), tpm.transient_handles() == [])
+        finally:
+            os.environ.pop("TPM2OPENSSL_TCTI", None)
+            tpm.stop()
+
+
 def loadavg():
     with open("/proc/loadavg") as f:
         return " ".join(f.read().split()[:3])
@@ -543,6 +615,7 @@ FIGURES = {
     "4": "fig4_many_roles",
     "5": "fig5_cold_read",
     "6": "fig6_cli",
+    "7": "fig7_tpm",
 }
 
 

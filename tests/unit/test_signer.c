@@ -1068,6 +1068,65 @@ out:
 	tmp_cleanup();
 }
 
+/* A role's own audience replaces [signer] audience in that token only. */
+static void test_sign_with_an_audience_of_its_own(void)
+{
+	char path[128], why[256];
+	struct test_cfg t;
+	struct cfg_error cerr;
+	struct signer *s = NULL;
+	char *tok = NULL;
+	const char *d1, *d2;
+	json_t *c = NULL;
+	EVP_PKEY *pkey;
+
+	tmp_setup();
+	pkey = gen_key_file("k.pem", "P-256", path, sizeof(path));
+	cfg_init(&t, path);
+	CHECK(pkey && signer_load(&t.cfg, &s, &cerr) == 0);
+	if (!s)
+		goto out;
+	CHECK(signer_uses_tpm(s) == 0);
+	CHECK(signer_sign(s, SUBJECT, "api://AzureADTokenExchange", NOW, &tok,
+			  why, sizeof(why)) == 0);
+	if (tok) {
+		c = verify_jwt(tok, pkey, "ES256", signer_kid(s));
+		CHECK_STR(json_string_value(json_object_get(c, "aud")),
+			  "api://AzureADTokenExchange");
+		json_decref(c);
+		secret_free(tok);
+		tok = NULL;
+	}
+	/* NULL: the [signer] audience. */
+	CHECK(signer_sign(s, SUBJECT, NULL, NOW, &tok, why, sizeof(why)) == 0);
+	if (tok) {
+		d1 = strchr(tok, '.');
+		d2 = d1 ? strchr(d1 + 1, '.') : NULL;
+		c = d2 ? decode_json_part(d1 + 1, (size_t)(d2 - d1 - 1)) : NULL;
+		CHECK_STR(json_string_value(json_object_get(c, "aud")), AUDIENCE);
+		json_decref(c);
+	}
+out:
+	secret_free(tok);
+	signer_free(s);
+	EVP_PKEY_free(pkey);
+	tmp_cleanup();
+}
+
+/* A failed signature says why, and hands back no token. */
+static void test_sign_failure_says_why(void)
+{
+	char why[256] = "";
+	char *tok = (char *)"untouched";
+
+	CHECK(signer_sign(NULL, SUBJECT, NULL, NOW, &tok, why, sizeof(why)) == -1);
+	CHECK(tok == NULL);
+	CHECK(why[0] != '\0');
+	CHECK(signer_uses_tpm(NULL) == 0);
+	/* why may be left out. */
+	CHECK(signer_sign(NULL, SUBJECT, NULL, NOW, &tok, NULL, 0) == -1);
+}
+
 static void test_load_requires_signer_section(void)
 {
 	struct test_cfg t;
@@ -1095,6 +1154,8 @@ static const struct check_case cases[] = {
 	CHECK_CASE(test_jwks_publishes_current_then_previous),
 	CHECK_CASE(test_discovery_document),
 	CHECK_CASE(test_sign_from_many_threads),
+	CHECK_CASE(test_sign_with_an_audience_of_its_own),
+	CHECK_CASE(test_sign_failure_says_why),
 	CHECK_CASE(test_load_requires_signer_section),
 };
 
