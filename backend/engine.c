@@ -88,7 +88,7 @@ static char *host_identity(const struct cfg *cfg)
 
 /* ---- roles ------------------------------------------------------------ */
 
-void role_tell(struct role *r, unsigned what)
+void role_tell_version(struct role *r, unsigned what, uint64_t version)
 {
 	struct engine *e = r->engine;
 
@@ -96,8 +96,13 @@ void role_tell(struct role *r, unsigned what)
 		return;
 	atomic_fetch_add(&e->telling, 1);
 	if (!atomic_load(&e->silenced))
-		e->listener(e->listener_arg, r, what);
+		e->listener(e->listener_arg, r, what, version);
 	atomic_fetch_sub(&e->telling, 1);
+}
+
+void role_tell(struct role *r, unsigned what)
+{
+	role_tell_version(r, what, 0);
 }
 
 int role_valid_locked(const struct role *r, int64_t now_boot)

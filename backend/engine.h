@@ -35,8 +35,12 @@ struct role;
 
 /*
  * What a listener is told (bits): whatever a role's documents show may
- * have changed.  Called from engine threads with no engine lock held; it
- * must not wait on the engine (queue the work).
+ * have changed.  version, when not 0, is the version of the new
+ * credentials or token that caused it (creds.h): a face that has already
+ * shown that version (or a newer one) holds nothing older and need not
+ * drop anything.  0: a time point passed, a reload, a failure: always
+ * act.  Called from engine threads with no engine lock held; it must not
+ * wait on the engine (queue the work).
  */
 enum engine_change {
 	ENGINE_CHANGED_STATUS = 1,	/* state, errors, counters */
@@ -46,7 +50,8 @@ enum engine_change {
 	ENGINE_CHANGED_PRESENTATION = 8, /* a reload changed owner, mode or looks */
 	ENGINE_CHANGED_REMOVED = 16,	/* a reload removed the role */
 };
-typedef void (*engine_listener_fn)(void *arg, struct role *r, unsigned what);
+typedef void (*engine_listener_fn)(void *arg, struct role *r, unsigned what,
+				   uint64_t version);
 
 struct engine_options {
 	engine_listener_fn listener;	/* may be NULL */

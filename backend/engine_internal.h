@@ -187,6 +187,8 @@ struct engine {
 
 /* engine.c */
 void role_tell(struct role *r, unsigned what);
+/* The same, for what new credentials or a new token of version caused. */
+void role_tell_version(struct role *r, unsigned what, uint64_t version);
 int role_valid_locked(const struct role *r, int64_t now_boot);
 void role_set_error_locked(struct role *r, const struct exchange_error *err);
 void role_count_outcome_locked(struct role *r, const char *code);

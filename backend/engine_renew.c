@@ -441,8 +441,6 @@ static unsigned publish_locked(struct role *r, struct creds *got,
 	timers_arm_locked(r, RT_REFRESH, r->refresh_boot);
 	timers_arm_locked(r, RT_EXPIRY, r->expires_boot - EXPIRY_MARGIN_MS);
 	creds_unref(old);
-	if (r->job.cfg->x.token_source == CFG_TOKEN_SIGNED)
-		what |= ENGINE_CHANGED_TOKEN;
 	return what;
 }
 
@@ -520,6 +518,7 @@ static struct request_outcome job_run(struct role *r)
 	const struct kind_ops *kind;
 	enum kind_result res;
 	unsigned long sgen;
+	uint64_t version = 0;
 	unsigned what = 0;
 	int64_t t0;
 
@@ -563,6 +562,8 @@ static struct request_outcome job_run(struct role *r)
 		what = after_request_locked(r, res, &req, &got, &err);
 	else
 		what = ENGINE_CHANGED_STATUS;	/* settings changed meanwhile */
+	if ((what & ENGINE_CHANGED_CREDS) && r->current)
+		version = r->current->version;
 	pthread_mutex_unlock(&r->lock);
 	creds_clear(&got);
 	secret_free(req.carry);
@@ -570,7 +571,8 @@ static struct request_outcome job_run(struct role *r)
 	creds_unref(src);
 	generation_unref(gen);
 	renew_release_dependents(r);
-	role_tell(r, what);
+	role_tell_version(r, what & ENGINE_CHANGED_CREDS, version);
+	role_tell(r, what & ~ENGINE_CHANGED_CREDS);
 	return o;
 }
 

@@ -181,6 +181,7 @@ void token_sign_run(struct role *r)
 	char why[256], *jwt = NULL;
 	int64_t now = clock_wall();
 	unsigned what = 0;
+	uint64_t version = 0;
 
 	pthread_mutex_lock(&r->lock);
 	if (!r->tok.busy || r->removed || !r->engine) {
@@ -215,6 +216,7 @@ void token_sign_run(struct role *r)
 			r->tok.failed = 0;
 			timers_arm_locked(r, RT_TOKEN, r->tok.refresh_boot);
 			what = ENGINE_CHANGED_TOKEN;
+			version = r->tok.current->version;
 		} else {
 			r->tok.failed = 1;
 			role_set_error_locked(r, &err);
@@ -227,7 +229,7 @@ void token_sign_run(struct role *r)
 	pthread_mutex_unlock(&r->lock);
 	token_unref(t);
 	generation_unref(gen);
-	role_tell(r, what);
+	role_tell_version(r, what, version);
 }
 
 void token_drop_locked(struct role *r)

@@ -19,9 +19,10 @@ struct doc_entry {
 	struct doc *last;		/* NULL: none kept */
 	int64_t last_used_boot;
 	uint32_t steady;		/* 0: none yet */
-	unsigned reading;		/* reads being answered */
-	int pages_due;			/* a page invalidation waits for them */
+	unsigned busy;			/* requests being answered */
+	unsigned due;			/* DOCS_ATTRS | DOCS_PAGES waiting for them */
 	int revoked;
+	uint64_t shown;			/* highest version the kernel was told of */
 };
 
 struct doc *doc_new(char *data, size_t len)
@@ -170,9 +171,23 @@ void docs_put(struct docs *ds, uint64_t ino, struct doc *d)
 		old = e->last;
 		e->last = doc_ref(d);
 		e->last_used_boot = 0;
+		if (d->version > e->shown)
+			e->shown = d->version;
 	}
 	pthread_mutex_unlock(&ds->lock);
 	doc_unref(old);
+}
+
+int docs_shown(struct docs *ds, uint64_t ino, uint64_t version)
+{
+	struct doc_entry *e;
+	int shown;
+
+	pthread_mutex_lock(&ds->lock);
+	e = find(ds, ino);
+	shown = e && e->shown >= version;
+	pthread_mutex_unlock(&ds->lock);
+	return shown;
 }
 
 void docs_forget(struct docs *ds, uint64_t ino)
@@ -223,41 +238,41 @@ size_t docs_known_size(struct docs *ds, uint64_t ino)
 	return n;
 }
 
-void docs_read_begin(struct docs *ds, uint64_t ino)
+void docs_busy_begin(struct docs *ds, uint64_t ino)
 {
 	struct doc_entry *e;
 
 	pthread_mutex_lock(&ds->lock);
 	e = entry(ds, ino);
 	if (e)
-		e->reading++;
+		e->busy++;
 	pthread_mutex_unlock(&ds->lock);
 }
 
-int docs_read_end(struct docs *ds, uint64_t ino)
+unsigned docs_busy_end(struct docs *ds, uint64_t ino)
 {
 	struct doc_entry *e;
-	int due = 0;
+	unsigned due = 0;
 
 	pthread_mutex_lock(&ds->lock);
 	e = find(ds, ino);
-	if (e && e->reading && --e->reading == 0 && e->pages_due) {
-		e->pages_due = 0;
-		due = 1;
+	if (e && e->busy && --e->busy == 0) {
+		due = e->due;
+		e->due = 0;
 	}
 	pthread_mutex_unlock(&ds->lock);
 	return due;
 }
 
-int docs_defer_pages(struct docs *ds, uint64_t ino)
+int docs_defer(struct docs *ds, uint64_t ino, unsigned what)
 {
 	struct doc_entry *e;
 	int deferred = 0;
 
 	pthread_mutex_lock(&ds->lock);
 	e = find(ds, ino);
-	if (e && e->reading) {
-		e->pages_due = 1;
+	if (e && e->busy) {
+		e->due |= what;
 		deferred = 1;
 	}
 	pthread_mutex_unlock(&ds->lock);

@@ -33,6 +33,7 @@ struct doc {
 	char *data;
 	size_t len;
 	struct timespec mtime;		/* changes with every generation */
+	uint64_t version;		/* of the credentials or token shown; 0: none */
 	int64_t valid_until_boot;	/* never served after; INT64_MAX: always */
 	double attr_timeout;		/* how long the kernel may keep its attributes */
 };
@@ -58,6 +59,9 @@ void docs_destroy(struct docs *ds);
 struct doc *docs_get(struct docs *ds, uint64_t ino, int64_t now_boot) WUR;
 /* Keeps d (a reference is taken) as what the kernel was told about ino. */
 void docs_put(struct docs *ds, uint64_t ino, struct doc *d);
+/* Whether the kernel was last told about a document of ino showing
+ * version or a newer one (then it holds nothing older). */
+int docs_shown(struct docs *ds, uint64_t ino, uint64_t version);
 /* Forgets the document of ino (its steady size stays). */
 void docs_forget(struct docs *ds, uint64_t ino);
 /* The steady size for a document of len bytes of ino: the largest seen,
@@ -66,13 +70,21 @@ size_t docs_steady_size(struct docs *ds, uint64_t ino, size_t len, size_t step);
 /* The steady size ino had, 0 if none. */
 size_t docs_known_size(struct docs *ds, uint64_t ino);
 
-/* Reads being answered.  docs_read_end returns 1 if an invalidation of
- * ino's pages was deferred and is now due (the caller queues it). */
-void docs_read_begin(struct docs *ds, uint64_t ino);
-int docs_read_end(struct docs *ds, uint64_t ino);
-/* 0 if ino's pages may be invalidated now; else 1, and the invalidation
- * is remembered for docs_read_end. */
-int docs_defer_pages(struct docs *ds, uint64_t ino);
+/* Requests about ino being answered (a getattr that produces its document,
+ * a read).  While one is, an invalidation of ino waits: of its pages,
+ * because the kernel holds them locked for a read; of its attributes,
+ * because the kernel drops an answer to a request that an invalidation
+ * overtook (its attr_version moved), keeping a size it was told before
+ * and filling the rest of a short read with zeros.  docs_busy_end
+ * returns what was deferred and is now due (DOCS_ATTRS | DOCS_PAGES; the
+ * caller queues it). */
+#define DOCS_ATTRS 1
+#define DOCS_PAGES 2
+void docs_busy_begin(struct docs *ds, uint64_t ino);
+unsigned docs_busy_end(struct docs *ds, uint64_t ino);
+/* 0 if what (DOCS_ATTRS or DOCS_PAGES) of ino may be invalidated now;
+ * else 1, and it is remembered for docs_busy_end. */
+int docs_defer(struct docs *ds, uint64_t ino, unsigned what);
 
 /* Files whose role's owner or mode a reload changed: the kernel may keep
  * their attributes no time at all from then on, so every read of them

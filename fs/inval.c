@@ -15,6 +15,7 @@ struct pending {
 	uint64_t ino;
 	int echo;		/* this is the repeat */
 	int64_t due_ms;		/* monotonic */
+	uint64_t version;	/* what caused it (engine_listener_fn); 0: none */
 };
 
 /* One thread and its queue.  Attributes and pages have a lane each, so
@@ -75,25 +76,34 @@ static void push_locked(struct lane *l, struct pending p)
 	l->queue[l->len++] = p;
 }
 
-static void push(struct lane *l, const uint64_t *inos, size_t n)
+static void push(struct lane *l, const uint64_t *inos, size_t n,
+		 uint64_t version)
 {
 	int64_t now = clock_mono_ms();
 
 	pthread_mutex_lock(&l->lock);
 	for (size_t i = 0; i < n; i++)
-		push_locked(l, (struct pending){ inos[i], 0, now });
+		push_locked(l, (struct pending){ inos[i], 0, now, version });
 	pthread_cond_signal(&l->wake);
 	pthread_mutex_unlock(&l->lock);
 }
 
 void inval_ino(struct invalidator *iv, uint64_t ino, int pages)
 {
-	push(&iv->attrs, &ino, 1);
+	push(&iv->attrs, &ino, 1, 0);
 	if (pages)
-		push(&iv->pages, &ino, 1);
+		push(&iv->pages, &ino, 1, 0);
 }
 
-void inval_role(void *arg, struct role *r, unsigned what)
+void inval_due(struct invalidator *iv, uint64_t ino, unsigned what)
+{
+	if (what & DOCS_ATTRS)
+		push(&iv->attrs, &ino, 1, 0);
+	if (what & DOCS_PAGES)
+		push(&iv->pages, &ino, 1, 0);
+}
+
+void inval_role(void *arg, struct role *r, unsigned what, uint64_t version)
 {
 	struct invalidator *iv = arg;
 	const char *name = role_name(r);
@@ -107,10 +117,10 @@ void inval_role(void *arg, struct role *r, unsigned what)
 	if (what & ENGINE_CHANGED_REMOVED)
 		for (size_t i = 0; i < n; i++)
 			docs_forget(&iv->fs->docs, inos[i]);
-	push(&iv->pages, inos, n);
+	push(&iv->pages, inos, n, version);
 	if (what & all)
 		inos[n++] = tree_role_ino(name, ROLE_FILE_COUNT);
-	push(&iv->attrs, inos, n);
+	push(&iv->attrs, inos, n, version);
 }
 
 static int expected(int r)
@@ -129,7 +139,14 @@ static int invalidate(struct lane *l, const struct pending *p)
 
 	if (iv->fs->no_push)
 		return 0;
+	/* The kernel was already told of this version or a newer one: it
+	 * holds nothing older, and an invalidation now could only make it
+	 * drop an answer it is about to apply. */
+	if (p->version && docs_shown(&iv->fs->docs, p->ino, p->version))
+		return 0;
 	if (!l->pages) {
+		if (docs_defer(&iv->fs->docs, p->ino, DOCS_ATTRS))
+			return 0;	/* queued again when its requests end */
 		/* A negative offset: attributes only, no page is touched. */
 		r = fuse_lowlevel_notify_inval_inode(iv->se, p->ino, -1, 0);
 		if (!expected(r))
@@ -137,8 +154,8 @@ static int invalidate(struct lane *l, const struct pending *p)
 				 (unsigned long long)p->ino, -r);
 		return 0;
 	}
-	if (docs_defer_pages(&iv->fs->docs, p->ino))
-		return 0;	/* queued again when its reads end */
+	if (docs_defer(&iv->fs->docs, p->ino, DOCS_PAGES))
+		return 0;	/* queued again when its requests end */
 	r = fuse_lowlevel_notify_inval_inode(iv->se, p->ino, 0, 0);
 	if (!expected(r))
 		log_warn("invalidating the pages of inode %llu: error %d",
@@ -169,7 +186,7 @@ static int64_t run_due_locked(struct lane *l)
 		pthread_mutex_lock(&l->lock);
 		now = clock_mono_ms();
 		if (echo) {
-			push_locked(l, (struct pending){ p.ino, 1, now + INVAL_ECHO_MS });
+			push_locked(l, (struct pending){ p.ino, 1, now + INVAL_ECHO_MS, 0 });
 			if (now + INVAL_ECHO_MS < next)
 				next = now + INVAL_ECHO_MS;
 		}

@@ -186,6 +186,15 @@ static void credfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_entry(req, &e);
 }
 
+/* A request about ino ended: queue the invalidations it held up. */
+static void busy_end(struct credfs *fs, fuse_ino_t ino)
+{
+	unsigned due = docs_busy_end(&fs->docs, ino);
+
+	if (due && fs->inval)
+		inval_due(fs->inval, ino, due);
+}
+
 static int do_getattr(struct credfs *fs, fuse_ino_t ino, fuse_req_t reader,
 		      struct stat *st, double *timeout)
 {
@@ -202,14 +211,18 @@ static int do_getattr(struct credfs *fs, fuse_ino_t ino, fuse_req_t reader,
 static void credfs_getattr(fuse_req_t req, fuse_ino_t ino,
 			   struct fuse_file_info *fi)
 {
+	struct credfs *fs = fs_of(req);
 	struct stat st;
 	double timeout;
-	int err = do_getattr(fs_of(req), ino, fi ? req : NULL, &st, &timeout);
+	int err;
 
+	docs_busy_begin(&fs->docs, ino);
+	err = do_getattr(fs, ino, fi ? req : NULL, &st, &timeout);
 	if (err)
 		fuse_reply_err(req, err);
 	else
 		fuse_reply_attr(req, &st, timeout);
+	busy_end(fs, ino);
 }
 
 /* Opens are not needed: answering ENOSYS once makes the kernel stop
@@ -256,7 +269,7 @@ static void credfs_read(fuse_req_t req, fuse_ino_t ino, size_t size,
 	struct doc *d;
 	int err;
 
-	docs_read_begin(&fs->docs, ino);
+	docs_busy_begin(&fs->docs, ino);
 	err = do_read(fs, req, ino, &d);
 	if (err) {
 		fuse_reply_err(req, err);
@@ -268,8 +281,7 @@ static void credfs_read(fuse_req_t req, fuse_ino_t ino, size_t size,
 		fuse_reply_buf(req, d->data + off, size);
 	}
 	doc_unref(d);
-	if (docs_read_end(&fs->docs, ino) && fs->inval)
-		inval_ino(fs->inval, ino, 1);
+	busy_end(fs, ino);
 }
 
 static void credfs_release(fuse_req_t req, fuse_ino_t ino,

@@ -70,6 +70,7 @@ static int creds_doc(struct buf *b, const struct creds *c, struct doc **out)
 	int r = make_doc(b, c->obtained, c->version, out);
 
 	if (!r) {
+		(*out)->version = c->version;
 		(*out)->valid_until_boot = boot_of_wall(c->expires);
 		(*out)->attr_timeout = timeout_until(creds_refresh_at(c));
 	}
@@ -225,6 +226,7 @@ static int token_file(struct role *role, const struct cfg_role *cfg,
 	if (!r)
 		r = make_doc(&b, t->obtained, t->version, out);
 	if (!r) {
+		(*out)->version = t->version;
 		if (t->expires)
 			(*out)->valid_until_boot = boot_of_wall(t->expires);
 		(*out)->attr_timeout = timeout_until(token_refresh_at(t));

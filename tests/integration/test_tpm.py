@@ -119,7 +119,7 @@ class TpmCase(CredfsTestCase):
         out = subprocess.run([SYSTEM_PYTHON, os.path.join(HERE, "verify_jwt.py"), jwks_path,
                               token_path, ISSUER, AUDIENCE],
                              capture_output=True, text=True, timeout=30)
-        return out.returncode, out.stdout
+        return out.returncode, out.stdout + out.stderr
 
     def save(self, name, text):
         path = os.path.join(self.dir, name)
@@ -131,7 +131,7 @@ class TpmCase(CredfsTestCase):
         """Verifies token with PyJWT against m's keys.json; its claims."""
         jwks = self.save(name + ".jwks", m.read("keys.json"))
         rc, out = self.verify(jwks, self.save(name + ".jwt", token))
-        self.assertEqual(rc, 0, "the token did not verify against keys.json")
+        self.assertEqual(rc, 0, "the token did not verify against keys.json: " + out[-300:] + repr(token[:80]) + repr(token[-40:]) + str(len(token)))
         return json.loads(out)
 
 
