@@ -230,8 +230,14 @@ static int token_file(struct role *role, const struct cfg_role *cfg,
 		if (t->expires)
 			(*out)->valid_until_boot = boot_of_wall(t->expires);
 		(*out)->attr_timeout = timeout_until(token_refresh_at(t));
-		/* A token file is looked at again by every reader. */
+		/* A token file is looked at again a second later: long
+		 * enough that a reader's successive read() calls see one
+		 * version, however often the file is replaced. */
 		if (cfg->x.token_source == CFG_TOKEN_FILE)
+			(*out)->attr_timeout = TIMEOUT_TOKEN_FILE;
+		/* What a stat found at hand may be older than the file: only
+		 * a reader, who reads the file, may let the kernel keep it. */
+		if (cfg->x.token_source == CFG_TOKEN_FILE && mode == RENDER_PEEK)
 			(*out)->attr_timeout = 0.0;
 	}
 	buf_free(&b);

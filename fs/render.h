@@ -22,6 +22,8 @@
 #define TIMEOUT_STEADY 3600.0
 /* status is looked at afresh once a second. */
 #define TIMEOUT_STATUS 1.0
+/* So is a mirrored token file (render.c). */
+#define TIMEOUT_TOKEN_FILE 1.0
 
 enum render_mode {
 	RENDER_WAIT,	/* a read: renew or sign as needed, waiting */

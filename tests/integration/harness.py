@@ -210,3 +210,55 @@ class CredfsTestCase(unittest.TestCase):
         m = Mount(cfg, os.path.join(self.dir, name), extra_args)
         self.mounts.append(m)
         return m.start()
+
+
+# ---- helpers shared by the test modules ---------------------------------
+
+def parse_credentials(text):
+    """The [default] section of a credentials document."""
+    import configparser
+    ini = configparser.ConfigParser()
+    ini.read_string(text)
+    return ini["default"]
+
+
+def jwt_part(token, i):
+    """Header (0) or payload (1) of a JWT, decoded, without verifying it."""
+    import base64
+    part = token.split(".")[i]
+    return json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+
+
+def read_errno(path):
+    """0 if path reads, else the errno of the failure."""
+    try:
+        with open(path) as f:
+            f.read()
+    except OSError as e:
+        return e.errno
+    return 0
+
+
+def wait_for(predicate, timeout=10.0, step=0.1):
+    """predicate() once it is true within timeout seconds, else its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = predicate()
+        if v:
+            return v
+        time.sleep(step)
+    return predicate()
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def rfc3339(text):
+    """Seconds since the epoch of "2026-11-22T11:41:34Z"."""
+    import calendar
+    return calendar.timegm(time.strptime(text.strip(), "%Y-%m-%dT%H:%M:%SZ"))

@@ -96,6 +96,7 @@ class StsProxy:
         self.role_faults = {}    # RoleArn -> Fault, until heal_role()/heal()
         self.sticky_fault = None
         self.lifetime = None     # seconds: rewrite Expiration of forwarded successes
+        self.mutate = None       # bytes -> bytes: rewrite forwarded successes
         self.connections = 0     # TCP connections accepted (TLS handshakes tried)
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -139,6 +140,7 @@ class StsProxy:
             self.role_faults = {}
             self.sticky_fault = None
             self.lifetime = None
+            self.mutate = None
             self.connections = 0
 
     def fail_always(self, fault):
@@ -183,9 +185,22 @@ class StsProxy:
                 return self.role_faults[role_arn]
             return self.sticky_fault
 
+    def set_session_token(self, fn):
+        """Forwarded successes get fn(session token) as their SessionToken:
+        a long one, a hostile one."""
+        def mutate(data):
+            return re.sub(rb"<SessionToken>([^<]*)</SessionToken>",
+                          lambda m: b"<SessionToken>" + fn(m.group(1).decode()).encode()
+                          + b"</SessionToken>", data)
+        with self.lock:
+            self.mutate = mutate
+
     def _rewrite_expiration(self, data):
         with self.lock:
             lifetime = self.lifetime
+            mutate = self.mutate
+        if mutate and b"<Credentials>" in data:
+            data = mutate(data)
         if lifetime is None or b"<Expiration>" not in data:
             return data
         when = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=lifetime)

@@ -311,7 +311,9 @@ class TestTokenFile(CredfsTestCase):
         self.assertEqual(sent[0]["WebIdentityToken"], first)
         self.assertEqual(m.status("ci")["token_source"], "token_file")
         self.write_token(second)
-        self.assertEqual(m.read("ci", "token"), second)
+        # The mirror follows within a second (its attributes live that long,
+        # so that no reader ever sees two versions in one document).
+        self.assertTrue(wait_for(lambda: m.read("ci", "token") == second, 2))
         time.sleep(2.0)
         m.read("ci", "credentials")      # past the refresh point: renews in the background
         self.assertTrue(wait_for(lambda: self.proxy.count("AssumeRoleWithWebIdentity") >= 2))
