@@ -124,6 +124,10 @@ void limiter_release(struct limiter *l, int64_t now_ms, int throttled)
 
 double limiter_rate(const struct limiter *l, int64_t now_ms)
 {
-	(void)now_ms;
-	return l->rate;
+	struct limiter at = *l;
+
+	/* The rate the next request would meet: recovery since the last
+	 * request counts, though only a request applies it. */
+	recover(&at, now_ms);
+	return at.rate;
 }
