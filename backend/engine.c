@@ -560,9 +560,12 @@ static unsigned apply_settings(struct role *r, struct generation *gen,
 	}
 	pthread_mutex_unlock(&r->lock);
 	generation_unref(old_gen);
-	if (renew)
+	if (renew) {
+		/* Its renewal was discarded: whoever waited on it asks again. */
+		renew_release_dependents(r);
 		log_info("role %s: exchange settings changed; renewed on its next read",
 			 r->name);
+	}
 	return what;
 }
 
