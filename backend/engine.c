@@ -312,7 +312,7 @@ static int in_holdoff_locked(const struct role *r, int64_t now_boot)
 static int wait_for_credentials_locked(struct role *r)
 {
 	struct timespec ts = clock_deadline_ms((int64_t)r->cfg->sched.wait_timeout * 1000);
-	unsigned long seq = r->renewal_seq;
+	unsigned long seq = r->renewal_seq, sgen = r->settings_gen;
 	int waited = 0, rc = -EIO;
 
 	r->readers_waiting++;
@@ -325,6 +325,13 @@ static int wait_for_credentials_locked(struct role *r)
 		}
 		if (r->removed)
 			break;
+		/* A reload discarded the renewal (it did not fail): wait, within
+		 * the same deadline, for one with the new settings. */
+		if (r->settings_gen != sgen) {
+			sgen = r->settings_gen;
+			seq = r->renewal_seq;
+			waited = 0;
+		}
 		/* The renewal this reader waited for ended without them. */
 		if (waited && r->renewal_seq != seq && r->job.stage == JOB_NONE)
 			break;
@@ -565,9 +572,12 @@ static unsigned apply_settings(struct role *r, struct generation *gen,
 	}
 	pthread_mutex_unlock(&r->lock);
 	generation_unref(old_gen);
-	if (renew)
+	if (renew) {
+		/* Its renewal was discarded: whoever waited on it asks again. */
+		renew_release_dependents(r);
 		log_info("role %s: exchange settings changed; renewed on its next read",
 			 r->name);
+	}
 	return what;
 }
 

@@ -198,6 +198,9 @@ void renew_start_locked(struct role *r, int cold);
 void renew_cancel_locked(struct role *r);
 void renew_token_ready_locked(struct role *r);
 void renew_timer_locked(struct role *r);
+/* Wakes the jobs parked on r's renewal.  Call it, with no lock held,
+ * after anything that may have ended r's job (renewal_seq moved): a job
+ * that ends without waking its dependents strands them for good. */
 void renew_release_dependents(struct role *r);
 /* Stops the workers: 0, or -EBUSY if some are still stuck in a request
  * after STOP_WAIT_MS (their memory is then left to process exit). */

@@ -644,12 +644,19 @@ static int work_once_sched(struct engine *e, int64_t *wait_ms)
 		return 1;
 	}
 	if ((n = heap_pop_upto(&e->prep, INT64_MAX))) {
+		unsigned long seq;
+		int ended;
+
 		r = role_of_job(n);
 		role_ref(r);
 		pthread_mutex_unlock(&e->sched_lock);
 		pthread_mutex_lock(&r->lock);
-		job_prep_locked(r);
+		seq = r->renewal_seq;
+		job_prep_locked(r);	/* may fail the job: SourceRole */
+		ended = r->renewal_seq != seq;
 		pthread_mutex_unlock(&r->lock);
+		if (ended)
+			renew_release_dependents(r);
 		role_unref(r);
 		pthread_mutex_lock(&e->sched_lock);
 		return 1;

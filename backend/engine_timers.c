@@ -72,9 +72,12 @@ void timers_cancel_locked(struct role *r, enum role_timer_kind k)
 void timers_fire(struct engine *e, struct role *r, enum role_timer_kind k)
 {
 	unsigned what = 0;
+	unsigned long seq;
+	int ended;
 
 	(void)e;
 	pthread_mutex_lock(&r->lock);
+	seq = r->renewal_seq;
 	switch (k) {
 	case RT_REFRESH:
 		what = ENGINE_CHANGED_CREDS;
@@ -92,7 +95,10 @@ void timers_fire(struct engine *e, struct role *r, enum role_timer_kind k)
 	case RT_COUNT:
 		break;
 	}
+	ended = r->renewal_seq != seq;	/* the token took too long */
 	pthread_mutex_unlock(&r->lock);
+	if (ended)
+		renew_release_dependents(r);
 	role_tell(r, what);
 }
 

@@ -55,8 +55,9 @@ static void *file_read_main(void *arg)
 	struct role *r = fr->role;
 	struct exchange_error err;
 	struct token *t = NULL;
+	unsigned long seq;
 	char *jwt = NULL;
-	int rc;
+	int rc, ended;
 
 	rc = tokenfile_read(fr->path, &jwt, &err);
 	if (!rc && !(t = token_new(jwt, clock_wall(), 0))) {
@@ -64,6 +65,7 @@ static void *file_read_main(void *arg)
 		rc = -1;
 	}
 	pthread_mutex_lock(&r->lock);
+	seq = r->renewal_seq;
 	if (r->tok.read == fr && r->settings_gen == fr->settings_gen) {
 		r->tok.read = NULL;
 		if (!rc) {
@@ -88,7 +90,10 @@ static void *file_read_main(void *arg)
 		}
 		attempt_ended_locked(r);
 	}
+	ended = r->renewal_seq != seq;	/* a renewal failed for want of it */
 	pthread_mutex_unlock(&r->lock);
+	if (ended)
+		renew_release_dependents(r);
 	if (rc)
 		log_warn("role %s: token unavailable: %s: %s", r->name, err.code,
 			 err.message);
@@ -180,8 +185,10 @@ void token_sign_run(struct role *r)
 	unsigned long sgen;
 	char why[256], *jwt = NULL;
 	int64_t now = clock_wall();
+	unsigned long seq;
 	unsigned what = 0;
 	uint64_t version = 0;
+	int ended;
 
 	pthread_mutex_lock(&r->lock);
 	if (!r->tok.busy || r->removed || !r->engine) {
@@ -204,6 +211,7 @@ void token_sign_run(struct role *r)
 	}
 
 	pthread_mutex_lock(&r->lock);
+	seq = r->renewal_seq;
 	if (r->settings_gen == sgen && r->tok.busy) {
 		if (t) {
 			token_unref(r->tok.current);
@@ -226,7 +234,10 @@ void token_sign_run(struct role *r)
 		}
 		attempt_ended_locked(r);
 	}
+	ended = r->renewal_seq != seq;
 	pthread_mutex_unlock(&r->lock);
+	if (ended)
+		renew_release_dependents(r);
 	token_unref(t);
 	generation_unref(gen);
 	role_tell_version(r, what, version);

@@ -106,9 +106,13 @@ void limiter_release(struct limiter *l, int64_t now_ms, int throttled)
 	if (l->rate <= 0)
 		l->rate = l->observed > 0 ? l->observed : 1.0;
 	/* Halve at most once a second: a burst of throttled answers to
-	 * requests that were sent together is one signal, not many. */
-	if (!l->throttled_ms || now_ms - l->throttled_ms >= RECOVERY_STEP_MS)
+	 * requests that were sent together is one signal, not many.  The
+	 * second counts from the last halving, not the last throttled
+	 * answer, so throttling that goes on keeps halving. */
+	if (!l->halved_ms || now_ms - l->halved_ms >= RECOVERY_STEP_MS) {
 		l->rate /= 2.0;
+		l->halved_ms = now_ms;
+	}
 	if (l->rate < LIMITER_MIN_RATE)
 		l->rate = LIMITER_MIN_RATE;
 	if (l->tokens > 0)
@@ -120,6 +124,10 @@ void limiter_release(struct limiter *l, int64_t now_ms, int throttled)
 
 double limiter_rate(const struct limiter *l, int64_t now_ms)
 {
-	(void)now_ms;
-	return l->rate;
+	struct limiter at = *l;
+
+	/* The rate the next request would meet: recovery since the last
+	 * request counts, though only a request applies it. */
+	recover(&at, now_ms);
+	return at.rate;
 }

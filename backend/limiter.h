@@ -28,6 +28,7 @@ struct limiter {
 	unsigned inflight;
 	/* Throttling back-off. */
 	int64_t throttled_ms;		/* last throttled answer, 0: never */
+	int64_t halved_ms;		/* last time the rate was halved, 0: never */
 	int64_t recovered_ms;		/* last recovery step */
 	double observed;		/* requests per second recently started */
 	int64_t observed_ms;

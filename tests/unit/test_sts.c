@@ -1,8 +1,10 @@
 /*
  * The STS client and its HTTP transport: response cases from
- * tests/data/sts/<case>/{body.xml,status,expected}, the form body, the retry
- * policy, sts_exchange over a fake transport, and http_post against a tiny
- * local HTTP server.
+ * tests/data/sts/<case>/{body.xml,status,expected} (README.md there), the
+ * form body, the retry table and backoff bounds, sts_send (one request per
+ * call: retries are the engine's) over a fake transport, the SigV4
+ * signature of AssumeRole recomputed independently, and http_post against
+ * a tiny local HTTP server.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -13,7 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "buf.h"
 #include "check.h"
@@ -52,16 +57,18 @@ static int cmp_names(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Runs one response case, naming it when a check fails. */
+/* Runs one response case, naming it when a check fails.  expected is
+ * "ok EPOCH ACCESS_KEY_ID" or "error CODE RETRYABLE [TEXT]", TEXT being
+ * words the message must contain (which value was refused, say). */
 static void run_case(const char *name)
 {
-	char path[4096], kind[16], code[64], akid[128];
+	char path[4096], kind[16], code[64], akid[256];
 	char *body, *status_s, *expected;
 	size_t body_len, n;
 	struct sts_credentials cred;
-	struct sts_error err;
+	struct exchange_error err;
 	long long exp_epoch;
-	int status, retryable, rc, before = check_failures_in_test;
+	int status, retryable, rc, used = 0, before = check_failures_in_test;
 
 	snprintf(path, sizeof(path), "%s/%s/body.xml", STS_DIR, name);
 	body = read_file(path, &body_len);
@@ -73,13 +80,14 @@ static void run_case(const char *name)
 	if (!body || !status_s || !expected)
 		goto out;
 	status = atoi(status_s);
+	expected[strcspn(expected, "\n")] = '\0';
 
 	memset(&cred, 0, sizeof(cred));
 	rc = sts_parse_response(body, body_len, status, &cred, &err);
 	if (sscanf(expected, "%15s", kind) != 1) {
 		CHECK(!"expected file is empty");
 	} else if (!strcmp(kind, "ok")) {
-		CHECK(sscanf(expected, "ok %lld %127s", &exp_epoch, akid) == 2);
+		CHECK(sscanf(expected, "ok %lld %255s", &exp_epoch, akid) == 2);
 		CHECK(rc == 0);
 		if (rc == 0) {
 			CHECK(cred.expiration == exp_epoch);
@@ -93,12 +101,19 @@ static void run_case(const char *name)
 				err.message);
 		}
 	} else {
-		CHECK(sscanf(expected, "error %63s %d", code, &retryable) == 2);
+		CHECK(sscanf(expected, "error %63s %d %n", code, &retryable,
+			     &used) == 2);
 		CHECK(rc == -1);
 		CHECK_STR(err.code, code);
 		CHECK(err.retryable == retryable);
 		CHECK(err.http_status == status);
 		CHECK(err.message[0] != '\0');
+		if (used > 0 && expected[used] &&
+		    !strstr(err.message, expected + used)) {
+			fprintf(stderr, "    message \"%s\" lacks \"%s\"\n",
+				err.message, expected + used);
+			CHECK(!"message names what was refused");
+		}
 		CHECK(cred.access_key_id == NULL);
 	}
 	if (check_failures_in_test != before)
@@ -110,7 +125,7 @@ out:
 	free(expected);
 }
 
-/* Every folder under tests/data/sts is a case; at least 20 must exist. */
+/* Every folder under tests/data/sts is a case; at least 60 must exist. */
 static void test_response_cases(void)
 {
 	DIR *d = opendir(STS_DIR);
@@ -122,15 +137,19 @@ static void test_response_cases(void)
 	if (!d)
 		return;
 	while ((de = readdir(d)) && n < ARRAY_SIZE(names)) {
-		if (de->d_name[0] == '.')
-			continue;
+		struct stat st;
+		char path[4096];
+
+		snprintf(path, sizeof(path), "%s/%s", STS_DIR, de->d_name);
+		if (de->d_name[0] == '.' || stat(path, &st) || !S_ISDIR(st.st_mode))
+			continue;	/* README.md */
 		names[n] = strdup(de->d_name);
 		if (names[n])
 			n++;
 	}
 	closedir(d);
 	qsort(names, n, sizeof(names[0]), cmp_names);
-	CHECK(n >= 20);
+	CHECK(n >= 60);
 	for (size_t i = 0; i < n; i++) {
 		run_case(names[i]);
 		free(names[i]);
@@ -143,7 +162,7 @@ static void test_parse_fields(void)
 	char path[4096], *body;
 	size_t len;
 	struct sts_credentials c;
-	struct sts_error err;
+	struct exchange_error err;
 
 	snprintf(path, sizeof(path), "%s/web_identity_aws/body.xml", STS_DIR);
 	body = read_file(path, &len);
@@ -179,10 +198,23 @@ static void test_message_never_echoes_body(void)
 		"</AssumeRoleResult></AssumeRoleResponse>",
 		"<html><body>SECRETMARKER</body></html>",
 		"<SECRETMARKER/>",
+		/* Values refused for their characters are not quoted either. */
+		"<AssumeRoleResponse><AssumeRoleResult><Credentials>"
+		"<AccessKeyId>ASIAVALUECHECK0001</AccessKeyId>"
+		"<SecretAccessKey>wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY"
+		"</SecretAccessKey><SessionToken>AQoD$(SECRETMARKER)</SessionToken>"
+		"<Expiration>2030-01-01T00:00:00Z</Expiration></Credentials>"
+		"</AssumeRoleResult></AssumeRoleResponse>",
+		"<AssumeRoleResponse><AssumeRoleResult><Credentials>"
+		"<AccessKeyId>ASIA SECRETMARKER</AccessKeyId>"
+		"<SecretAccessKey>wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY"
+		"</SecretAccessKey><SessionToken>AQoDYXdz</SessionToken>"
+		"<Expiration>2030-01-01T00:00:00Z</Expiration></Credentials>"
+		"</AssumeRoleResult></AssumeRoleResponse>",
 	};
 	static const int statuses[] = { 200, 503, 400 };
 	struct sts_credentials c = { 0 };
-	struct sts_error err;
+	struct exchange_error err;
 
 	for (size_t i = 0; i < ARRAY_SIZE(bodies); i++) {
 		for (size_t s = 0; s < ARRAY_SIZE(statuses); s++) {
@@ -199,7 +231,7 @@ static void test_message_never_echoes_body(void)
 static void test_parse_text_cap(void)
 {
 	struct sts_credentials c = { 0 };
-	struct sts_error err;
+	struct exchange_error err;
 	struct buf b;
 
 	buf_init(&b, 200 * 1024);
@@ -230,6 +262,46 @@ static void test_parse_text_cap(void)
 	CHECK(err.retryable == 1);
 	CHECK(strlen(err.message) == sizeof(err.message) - 1);
 	buf_free(&b);
+}
+
+/* The session token cap is STS_SESSION_TOKEN_MAX itself (the data cases
+ * values_session_token_max and _over_max hold today's value). */
+static void test_parse_session_token_cap(void)
+{
+	static const char pre[] =
+		"<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult>"
+		"<Credentials><AccessKeyId>ASIAVALUECHECK0001</AccessKeyId>"
+		"<SecretAccessKey>wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY"
+		"</SecretAccessKey><SessionToken>";
+	static const char post[] =
+		"</SessionToken><Expiration>2030-01-01T00:00:00Z</Expiration>"
+		"</Credentials></AssumeRoleWithWebIdentityResult>"
+		"</AssumeRoleWithWebIdentityResponse>";
+	struct sts_credentials c = { 0 };
+	struct exchange_error err;
+
+	for (size_t len = STS_SESSION_TOKEN_MAX - 1;
+	     len <= STS_SESSION_TOKEN_MAX + 1; len++) {
+		struct buf b;
+		int rc;
+
+		buf_init(&b, 64 * 1024);
+		CHECK(!buf_append_str(&b, pre));
+		for (size_t i = 0; i < len; i++)
+			CHECK(!buf_append(&b, i % 3 ? "A" : "/", 1));
+		CHECK(!buf_append_str(&b, post));
+		rc = sts_parse_response(b.data, b.len, 200, &c, &err);
+		if (len <= STS_SESSION_TOKEN_MAX) {
+			CHECK(rc == 0);
+			CHECK(c.session_token && strlen(c.session_token) == len);
+		} else {
+			CHECK(rc == -1);
+			CHECK_STR(err.code, "Malformed");
+			CHECK(strstr(err.message, "SessionToken") != NULL);
+		}
+		sts_credentials_clear(&c);
+		buf_free(&b);
+	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -413,7 +485,7 @@ static void test_backoff(void)
 }
 
 /* ------------------------------------------------------------------ */
-/* sts_exchange over a fake transport                                  */
+/* sts_send over a fake transport: one request per call                */
 
 #define FAKE_MAX 8
 
@@ -432,25 +504,27 @@ static struct {
 	char body[4096];
 	char headers[FAKE_MAX * 2][2][1024];
 	size_t n_headers;
-	long sleeps[FAKE_MAX];
-	size_t n_sleeps;
+	long connect_timeout_ms, timeout_ms;
 } fake;
 
 static const char ok_body[] =
 	"<AssumeRoleWithWebIdentityResponse "
 	"xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\">"
 	"<AssumeRoleWithWebIdentityResult><Credentials>"
-	"<AccessKeyId>ASIAFAKE</AccessKeyId>"
-	"<SecretAccessKey>fake-secret</SecretAccessKey>"
-	"<SessionToken>fake-token</SessionToken>"
+	"<AccessKeyId>ASIAFAKE00000001</AccessKeyId>"
+	"<SecretAccessKey>fakeSecret/0000+0000=</SecretAccessKey>"
+	"<SessionToken>FwoGZXIvYXdzFakeSessionToken==</SessionToken>"
 	"<Expiration>2030-01-01T00:00:00Z</Expiration>"
-	"</Credentials></AssumeRoleWithWebIdentityResult>"
+	"</Credentials><AssumedRoleUser>"
+	"<Arn>arn:aws:sts::123456789012:assumed-role/demo/credfs-demo</Arn>"
+	"<AssumedRoleId>AROAFAKE:credfs-demo</AssumedRoleId>"
+	"</AssumedRoleUser></AssumeRoleWithWebIdentityResult>"
 	"</AssumeRoleWithWebIdentityResponse>";
 static const char ar_ok_body[] =
 	"<AssumeRoleResponse><AssumeRoleResult><Credentials>"
-	"<AccessKeyId>ASIACHAINED</AccessKeyId>"
-	"<SecretAccessKey>s</SecretAccessKey>"
-	"<SessionToken>t</SessionToken>"
+	"<AccessKeyId>ASIACHAINED00001</AccessKeyId>"
+	"<SecretAccessKey>chainedSecret0000000</SecretAccessKey>"
+	"<SessionToken>chainedSessionToken</SessionToken>"
 	"<Expiration>2030-01-01T00:00:00Z</Expiration>"
 	"</Credentials></AssumeRoleResult></AssumeRoleResponse>";
 static const char unavailable_body[] =
@@ -461,6 +535,22 @@ static const char invalid_token_body[] =
 	"<ErrorResponse><Error><Type>Sender</Type>"
 	"<Code>InvalidIdentityToken</Code><Message>bad token</Message>"
 	"</Error></ErrorResponse>";
+static const char throttling_body[] =
+	"<ErrorResponse><Error><Type>Sender</Type>"
+	"<Code>Throttling</Code><Message>Rate exceeded</Message>"
+	"</Error></ErrorResponse>";
+static const char access_denied_body[] =
+	"<ErrorResponse><Error><Type>Sender</Type>"
+	"<Code>AccessDenied</Code><Message>Not authorized</Message>"
+	"</Error></ErrorResponse>";
+/* Well-formed, but a session token a shell would run. */
+static const char shell_token_body[] =
+	"<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult>"
+	"<Credentials><AccessKeyId>ASIAFAKE00000001</AccessKeyId>"
+	"<SecretAccessKey>fakeSecret/0000+0000=</SecretAccessKey>"
+	"<SessionToken>x\"; $(touch /tmp/pwned) #</SessionToken>"
+	"<Expiration>2030-01-01T00:00:00Z</Expiration></Credentials>"
+	"</AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>";
 
 static int fake_transport(const struct http_request *req,
 			  struct http_response *resp, char *errbuf,
@@ -471,6 +561,8 @@ static int fake_transport(const struct http_request *req,
 	snprintf(fake.url, sizeof(fake.url), "%s", req->url);
 	snprintf(fake.body, sizeof(fake.body), "%.*s", (int)req->body_len,
 		 req->body);
+	fake.connect_timeout_ms = req->connect_timeout_ms;
+	fake.timeout_ms = req->timeout_ms;
 	fake.n_headers = 0;
 	for (size_t i = 0; i < req->n_headers && i < FAKE_MAX * 2; i++) {
 		snprintf(fake.headers[i][0], sizeof(fake.headers[i][0]), "%s",
@@ -490,15 +582,10 @@ static int fake_transport(const struct http_request *req,
 		return r->result;
 	}
 	resp->status = r->status;
+	buf_init(&resp->body, HTTP_BODY_MAX);
 	if (buf_append_str(&resp->body, r->body))
 		return HTTP_ERR_TOO_BIG;
 	return HTTP_OK;
-}
-
-static void fake_sleep(long ms)
-{
-	if (fake.n_sleeps < FAKE_MAX)
-		fake.sleeps[fake.n_sleeps++] = ms;
 }
 
 static void fake_setup(const struct fake_reply *replies, size_t n)
@@ -507,13 +594,11 @@ static void fake_setup(const struct fake_reply *replies, size_t n)
 	memcpy(fake.replies, replies, n * sizeof(*replies));
 	fake.n_replies = n;
 	http_set_transport(fake_transport);
-	sts_set_sleep(fake_sleep);
 }
 
 static void fake_teardown(void)
 {
 	http_set_transport(NULL);
-	sts_set_sleep(NULL);
 }
 
 static const char *fake_header(const char *name)
@@ -536,175 +621,231 @@ static const struct sts_request web_req = {
 	.timeout_ms = 5000,
 };
 
-static void test_exchange_retries_then_succeeds(void)
+/* One call, one request, whatever the answer: a success. */
+static void test_send_success(void)
+{
+	static const struct fake_reply r[] = {
+		{ HTTP_OK, 200, ok_body },
+		{ HTTP_OK, 200, ok_body },
+	};
+	struct sts_credentials c;
+	struct exchange_error err;
+
+	fake_setup(r, ARRAY_SIZE(r));
+	CHECK(sts_send(&web_req, &c, &err) == 0);
+	CHECK(fake.calls == 1);
+	CHECK_STR(c.access_key_id, "ASIAFAKE00000001");
+	CHECK(c.expiration == 1893456000);
+	CHECK_STR(c.assumed_role_arn,
+		  "arn:aws:sts::123456789012:assumed-role/demo/credfs-demo");
+	CHECK_STR(c.assumed_role_id, "AROAFAKE:credfs-demo");
+	/* The timeouts are the request's. */
+	CHECK(fake.connect_timeout_ms == 1000);
+	CHECK(fake.timeout_ms == 5000);
+	sts_credentials_clear(&c);
+	fake_teardown();
+}
+
+/* A retryable answer is returned after one request, flagged retryable:
+ * the engine decides when to try again. */
+static void test_send_503_is_one_attempt(void)
 {
 	static const struct fake_reply r[] = {
 		{ HTTP_OK, 503, unavailable_body },
+		{ HTTP_OK, 200, ok_body },	/* never reached */
+	};
+	static const struct fake_reply html[] = {
 		{ HTTP_OK, 503, "<html>busy</html>" },
 		{ HTTP_OK, 200, ok_body },
 	};
 	struct sts_credentials c;
-	struct sts_error err;
-	unsigned long calls = 0;
+	struct exchange_error err;
 
 	fake_setup(r, ARRAY_SIZE(r));
-	CHECK(sts_exchange(&web_req, &c, &err, &calls) == 0);
-	CHECK(calls == 3);
-	CHECK(fake.calls == 3);
-	CHECK_STR(c.access_key_id, "ASIAFAKE");
-	CHECK(c.expiration == 1893456000);
-	/* Two sleeps, full jitter within retry 1 and retry 2 bounds. */
-	CHECK(fake.n_sleeps == 2);
-	CHECK(fake.sleeps[0] >= 0 && fake.sleeps[0] <= 1000);
-	CHECK(fake.sleeps[1] >= 0 && fake.sleeps[1] <= 2000);
-	sts_credentials_clear(&c);
-	fake_teardown();
-}
-
-static void test_exchange_gives_up_after_three(void)
-{
-	static const struct fake_reply r[] = {
-		{ HTTP_OK, 503, unavailable_body },
-		{ HTTP_OK, 503, unavailable_body },
-		{ HTTP_OK, 503, unavailable_body },
-		{ HTTP_OK, 200, ok_body },	/* never reached */
-	};
-	struct sts_credentials c;
-	struct sts_error err;
-	unsigned long calls = 0;
-
-	fake_setup(r, ARRAY_SIZE(r));
-	CHECK(sts_exchange(&web_req, &c, &err, &calls) == -1);
-	CHECK(calls == 3);
-	CHECK(fake.calls == 3);
+	CHECK(sts_send(&web_req, &c, &err) == -1);
+	CHECK(fake.calls == 1);
 	CHECK_STR(err.code, "ServiceUnavailable");
+	CHECK_STR(err.message, "try later");
 	CHECK(err.http_status == 503);
 	CHECK(err.retryable == 1);
+	CHECK(exchange_is_throttling(err.http_status, err.code));
 	CHECK(c.access_key_id == NULL);
+
+	fake_setup(html, ARRAY_SIZE(html));
+	CHECK(sts_send(&web_req, &c, &err) == -1);
+	CHECK(fake.calls == 1);
+	CHECK_STR(err.code, "HTTP503");
+	CHECK(err.retryable == 1);
 	fake_teardown();
 }
 
-static void test_exchange_invalid_token_not_retried(void)
+static void test_send_throttling_flagged(void)
 {
 	static const struct fake_reply r[] = {
-		{ HTTP_OK, 400, invalid_token_body },
-		{ HTTP_OK, 200, ok_body },
+		{ HTTP_OK, 400, throttling_body },
 	};
 	struct sts_credentials c;
-	struct sts_error err;
-	unsigned long calls = 0;
+	struct exchange_error err;
 
 	fake_setup(r, ARRAY_SIZE(r));
-	CHECK(sts_exchange(&web_req, &c, &err, &calls) == -1);
-	CHECK(calls == 1);
-	CHECK(fake.n_sleeps == 0);
+	CHECK(sts_send(&web_req, &c, &err) == -1);
+	CHECK(fake.calls == 1);
+	CHECK_STR(err.code, "Throttling");
+	CHECK(err.http_status == 400);
+	CHECK(err.retryable == 1);
+	CHECK(exchange_is_throttling(err.http_status, err.code));
+	fake_teardown();
+}
+
+static void test_send_final_errors(void)
+{
+	static const struct fake_reply invalid[] = {
+		{ HTTP_OK, 400, invalid_token_body },
+	};
+	static const struct fake_reply denied[] = {
+		{ HTTP_OK, 403, access_denied_body },
+	};
+	struct sts_credentials c;
+	struct exchange_error err;
+
+	fake_setup(invalid, ARRAY_SIZE(invalid));
+	CHECK(sts_send(&web_req, &c, &err) == -1);
+	CHECK(fake.calls == 1);
 	CHECK_STR(err.code, "InvalidIdentityToken");
 	CHECK_STR(err.message, "bad token");
 	CHECK(err.retryable == 0);
+	CHECK(!exchange_is_throttling(err.http_status, err.code));
 	/* The token is not in the error. */
 	CHECK(!strstr(err.message, "eyJ"));
-	fake_teardown();
-}
 
-static void test_exchange_transport_error_then_success(void)
-{
-	static const struct fake_reply r[] = {
-		{ HTTP_ERR_TRANSPORT, 0, NULL },
-		{ HTTP_OK, 200, ok_body },
-	};
-	struct sts_credentials c;
-	struct sts_error err;
-	unsigned long calls = 0;
-
-	fake_setup(r, ARRAY_SIZE(r));
-	CHECK(sts_exchange(&web_req, &c, &err, &calls) == 0);
-	CHECK(calls == 2);
-	CHECK_STR(c.access_key_id, "ASIAFAKE");
-	sts_credentials_clear(&c);
-	fake_teardown();
-}
-
-static void test_exchange_transport_errors_exhaust(void)
-{
-	static const struct fake_reply r[] = {
-		{ HTTP_ERR_TRANSPORT, 0, NULL },
-		{ HTTP_ERR_TRANSPORT, 0, NULL },
-		{ HTTP_ERR_TRANSPORT, 0, NULL },
-	};
-	struct sts_credentials c;
-	struct sts_error err;
-
-	fake_setup(r, ARRAY_SIZE(r));
-	CHECK(sts_exchange(&web_req, &c, &err, NULL) == -1);
-	CHECK(fake.calls == 3);
-	CHECK_STR(err.code, "Transport");
-	CHECK(err.retryable == 1);
-	CHECK(err.http_status == 0);
-	CHECK(strstr(err.message, "refused") != NULL);
-	fake_teardown();
-}
-
-static void test_exchange_tls_and_too_big_final(void)
-{
-	static const struct fake_reply tls[] = {
-		{ HTTP_ERR_TLS, 0, NULL },
-		{ HTTP_OK, 200, ok_body },
-	};
-	static const struct fake_reply big[] = {
-		{ HTTP_ERR_TOO_BIG, 0, NULL },
-		{ HTTP_OK, 200, ok_body },
-	};
-	struct sts_credentials c;
-	struct sts_error err;
-	unsigned long calls = 0;
-
-	fake_setup(tls, ARRAY_SIZE(tls));
-	CHECK(sts_exchange(&web_req, &c, &err, &calls) == -1);
-	CHECK(calls == 1);
-	CHECK_STR(err.code, "TLS");
+	fake_setup(denied, ARRAY_SIZE(denied));
+	CHECK(sts_send(&web_req, &c, &err) == -1);
+	CHECK(fake.calls == 1);
+	CHECK_STR(err.code, "AccessDenied");
+	CHECK(err.http_status == 403);
 	CHECK(err.retryable == 0);
+	fake_teardown();
+}
 
-	fake_setup(big, ARRAY_SIZE(big));
-	calls = 0;
-	CHECK(sts_exchange(&web_req, &c, &err, &calls) == -1);
-	CHECK(calls == 1);
+/* A session token a shell or a JSON reader would misread is refused as
+ * Malformed, not retried, and not quoted. */
+static void test_send_refuses_bad_values(void)
+{
+	static const struct fake_reply r[] = {
+		{ HTTP_OK, 200, shell_token_body },
+	};
+	struct sts_credentials c;
+	struct exchange_error err;
+
+	fake_setup(r, ARRAY_SIZE(r));
+	CHECK(sts_send(&web_req, &c, &err) == -1);
+	CHECK(fake.calls == 1);
 	CHECK_STR(err.code, "Malformed");
-	CHECK_STR(err.message, "response larger than 256 KiB");
+	CHECK(err.retryable == 0);
+	CHECK(err.http_status == 200);
+	CHECK(strstr(err.message, "SessionToken") != NULL);
+	CHECK(!strstr(err.message, "pwned"));
+	CHECK(c.access_key_id == NULL && c.session_token == NULL);
+	fake_teardown();
+}
+
+/* What the transport says becomes the error code: Transport (retryable),
+ * TLS (final), a body over the cap (Malformed, final), anything else
+ * Internal. */
+static void test_send_transport_mapping(void)
+{
+	static const struct {
+		int result;
+		const char *code;
+		int retryable;
+	} t[] = {
+		{ HTTP_ERR_TRANSPORT, "Transport", 1 },
+		{ HTTP_ERR_TLS, "TLS", 0 },
+		{ HTTP_ERR_TOO_BIG, "Malformed", 0 },
+		{ HTTP_ERR_INTERNAL, "Internal", 0 },
+	};
+	struct sts_credentials c;
+	struct exchange_error err;
+
+	for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
+		struct fake_reply r[] = {
+			{ t[i].result, 0, NULL },
+			{ HTTP_OK, 200, ok_body },
+		};
+
+		fake_setup(r, ARRAY_SIZE(r));
+		CHECK(sts_send(&web_req, &c, &err) == -1);
+		CHECK(fake.calls == 1);
+		CHECK_STR(err.code, t[i].code);
+		CHECK(err.retryable == t[i].retryable);
+		CHECK(err.http_status == 0);
+		CHECK(err.message[0] != '\0');
+		CHECK(c.access_key_id == NULL);
+	}
+	/* The transport's own words are kept where they help. */
+	{
+		static const struct fake_reply r[] = {
+			{ HTTP_ERR_TRANSPORT, 0, NULL },
+		};
+
+		fake_setup(r, ARRAY_SIZE(r));
+		CHECK(sts_send(&web_req, &c, &err) == -1);
+		CHECK(strstr(err.message, "refused") != NULL);
+	}
+	{
+		static const struct fake_reply r[] = {
+			{ HTTP_ERR_TOO_BIG, 0, NULL },
+		};
+
+		fake_setup(r, ARRAY_SIZE(r));
+		CHECK(sts_send(&web_req, &c, &err) == -1);
+		CHECK_STR(err.message, "response larger than 256 KiB");
+	}
 	fake_teardown();
 }
 
 /* What goes on the wire for web identity: unsigned, form-encoded, to
  * ENDPOINT/. */
-static void test_exchange_request_shape(void)
+static void test_send_request_shape(void)
 {
 	static const struct fake_reply r[] = { { HTTP_OK, 200, ok_body } };
 	struct sts_request req = web_req;
 	struct sts_credentials c;
-	struct sts_error err;
+	struct exchange_error err;
 	const char *ct;
 
 	req.endpoint = "https://sts.eu-west-1.amazonaws.com";
 	fake_setup(r, ARRAY_SIZE(r));
-	CHECK(sts_exchange(&req, &c, &err, NULL) == 0);
+	CHECK(sts_send(&req, &c, &err) == 0);
 	sts_credentials_clear(&c);
 	CHECK_STR(fake.url, "https://sts.eu-west-1.amazonaws.com/");
 	ct = fake_header("Content-Type");
 	CHECK_STR(ct, "application/x-www-form-urlencoded; charset=utf-8");
 	CHECK(fake_header("User-Agent") != NULL);
 	CHECK(fake_header("Authorization") == NULL);
+	CHECK(fake_header("x-amz-date") == NULL);
 	CHECK(fake_header("Accept") == NULL ||
 	      !strstr(fake_header("Accept"), "json"));
 	CHECK(!strncmp(fake.body, "Action=AssumeRoleWithWebIdentity&", 33));
 	CHECK(strstr(fake.body, "&WebIdentityToken=eyJhbGciOiJSUzI1NiJ9."
 				"eyJzdWIiOiJ4In0.c2ln") != NULL);
 	CHECK(strstr(fake.body, "&DurationSeconds=3600") != NULL);
+	CHECK(!strstr(fake.body, "ProviderId"));
 
 	/* An endpoint that already ends in '/' keeps a single one. */
 	fake_setup(r, ARRAY_SIZE(r));
 	req.endpoint = "http://127.0.0.1:5000/";
-	CHECK(sts_exchange(&req, &c, &err, NULL) == 0);
+	CHECK(sts_send(&req, &c, &err) == 0);
 	sts_credentials_clear(&c);
 	CHECK_STR(fake.url, "http://127.0.0.1:5000/");
+
+	/* No endpoint: nothing is sent. */
+	fake_setup(r, ARRAY_SIZE(r));
+	req.endpoint = NULL;
+	CHECK(sts_send(&req, &c, &err) == -1);
+	CHECK(fake.calls == 0);
+	CHECK_STR(err.code, "Internal");
+	CHECK(err.retryable == 0);
 	fake_teardown();
 }
 
@@ -713,17 +854,112 @@ static int64_t fixed_wall(void)
 	return 1440938160;	/* 2015-08-30T12:36:00Z */
 }
 
+static void hex(const unsigned char *d, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+static void sha256_hex(const char *s, char out[65])
+{
+	unsigned char md[32];
+	unsigned int len = 0;
+
+	EVP_Digest(s, strlen(s), md, &len, EVP_sha256(), NULL);
+	hex(md, 32, out);
+}
+
+static void hmac(const void *key, size_t klen, const char *msg,
+		 unsigned char out[32])
+{
+	unsigned int len = 32;
+
+	HMAC(EVP_sha256(), key, (int)klen, (const unsigned char *)msg,
+	     strlen(msg), out, &len);
+}
+
+/*
+ * The signature of the last request, computed here from what went on the
+ * wire (headers, body) by the rules of AWS's documentation rather than by
+ * backend/sigv4.c: canonical request, string to sign, the derived key.
+ * 0 if the Authorization header carries exactly that signature.
+ */
+static int verify_sigv4(const char *secret, const char *region)
+{
+	const char *auth = fake_header("authorization");
+	const char *date = fake_header("x-amz-date");
+	char signed_list[512], creq[8192], sts_text[1024], scope[128];
+	char body_hash[65], creq_hash[65], want[65], key0[128];
+	const char *sh, *sig;
+	unsigned char k[32];
+	size_t n = 0;
+
+	if (!auth || !date || strlen(date) != 16)
+		return -1;
+	sh = strstr(auth, "SignedHeaders=");
+	sig = strstr(auth, "Signature=");
+	if (!sh || !sig)
+		return -1;
+	sh += strlen("SignedHeaders=");
+	snprintf(signed_list, sizeof(signed_list), "%.*s",
+		 (int)strcspn(sh, ","), sh);
+	sha256_hex(fake.body, body_hash);
+	n += (size_t)snprintf(creq + n, sizeof(creq) - n, "POST\n/\n\n");
+	for (const char *p = signed_list; *p;) {
+		size_t len = strcspn(p, ";");
+		char name[64];
+		const char *v;
+
+		snprintf(name, sizeof(name), "%.*s", (int)len, p);
+		v = fake_header(name);
+		if (!v)
+			return -1;
+		n += (size_t)snprintf(creq + n, sizeof(creq) - n, "%s:%s\n",
+				      name, v);
+		p += len;
+		if (*p == ';')
+			p++;
+	}
+	snprintf(creq + n, sizeof(creq) - n, "\n%s\n%s", signed_list,
+		 body_hash);
+	sha256_hex(creq, creq_hash);
+	snprintf(scope, sizeof(scope), "%.8s/%s/sts/aws4_request", date,
+		 region);
+	snprintf(sts_text, sizeof(sts_text), "AWS4-HMAC-SHA256\n%s\n%s\n%s",
+		 date, scope, creq_hash);
+	snprintf(key0, sizeof(key0), "AWS4%s", secret);
+	{
+		char day[9];
+
+		snprintf(day, sizeof(day), "%.8s", date);
+		hmac(key0, strlen(key0), day, k);
+	}
+	hmac(k, 32, region, k);
+	hmac(k, 32, "sts", k);
+	hmac(k, 32, "aws4_request", k);
+	{
+		unsigned char s[32];
+
+		hmac(k, 32, sts_text, s);
+		hex(s, 32, want);
+	}
+	sig += strlen("Signature=");
+	return strncmp(sig, want, 64) == 0 && strlen(sig) == 64 ? 0 : -1;
+}
+
 /* AssumeRole is signed: host (with a non-default port), x-amz-date, the
- * session token of the source credentials, Authorization. */
-static void test_exchange_assume_role_signed(void)
+ * session token of the source credentials, Authorization, and the
+ * signature is the one SigV4 gives for that request. */
+static void test_send_assume_role_signed(void)
 {
 	static const struct fake_reply r[] = {
 		{ HTTP_OK, 200, ar_ok_body },
 		{ HTTP_OK, 200, ar_ok_body },
 	};
+	static const char secret[] = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 	struct sts_credentials src = {
 		.access_key_id = "AKIDEXAMPLE",
-		.secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+		.secret_access_key = (char *)secret,
 		.session_token = "source-session-token",
 	};
 	struct sts_request req = {
@@ -736,13 +972,14 @@ static void test_exchange_assume_role_signed(void)
 		.source = &src,
 	};
 	struct sts_credentials c;
-	struct sts_error err;
+	struct exchange_error err;
 	const char *auth;
 
 	clock_set_source(fixed_wall, NULL);
 	fake_setup(r, ARRAY_SIZE(r));
-	CHECK(sts_exchange(&req, &c, &err, NULL) == 0);
-	CHECK_STR(c.access_key_id, "ASIACHAINED");
+	CHECK(sts_send(&req, &c, &err) == 0);
+	CHECK(fake.calls == 1);
+	CHECK_STR(c.access_key_id, "ASIACHAINED00001");
 	sts_credentials_clear(&c);
 	CHECK_STR(fake.url, "http://127.0.0.1:5000/");
 	CHECK_STR(fake_header("host"), "127.0.0.1:5000");
@@ -757,21 +994,36 @@ static void test_exchange_assume_role_signed(void)
 				     "20150830/us-west-2/sts/aws4_request", 74));
 	CHECK(auth && strstr(auth, "x-amz-security-token") &&
 	      strstr(auth, "host") && strstr(auth, "x-amz-date"));
+	CHECK(verify_sigv4(secret, "us-west-2") == 0);
+	/* The check itself tells a wrong key or scope apart. */
+	CHECK(verify_sigv4("wrong", "us-west-2") == -1);
+	CHECK(verify_sigv4(secret, "us-west-1") == -1);
 	CHECK(!strncmp(fake.body, "Action=AssumeRole&", 18));
 	CHECK(!strstr(fake.body, "WebIdentityToken"));
+	/* The secret itself never goes on the wire. */
+	CHECK(!strstr(fake.body, secret));
+	for (size_t i = 0; i < fake.n_headers; i++)
+		CHECK(!strstr(fake.headers[i][1], secret));
 
-	/* The default port is not part of the signed host. */
+	/* The default port is not part of the signed host; without a
+	 * session token there is no x-amz-security-token; a missing region
+	 * signs as us-east-1. */
 	req.endpoint = "https://sts.us-west-2.amazonaws.com:443";
+	req.region = NULL;
 	src.session_token = NULL;
-	CHECK(sts_exchange(&req, &c, &err, NULL) == 0);
+	CHECK(sts_send(&req, &c, &err) == 0);
+	CHECK(fake.calls == 2);
 	sts_credentials_clear(&c);
 	CHECK_STR(fake_header("host"), "sts.us-west-2.amazonaws.com");
 	CHECK(fake_header("x-amz-security-token") == NULL);
+	auth = fake_header("authorization");
+	CHECK(auth && strstr(auth, "/20150830/us-east-1/sts/aws4_request"));
+	CHECK(verify_sigv4(secret, "us-east-1") == 0);
 	fake_teardown();
 	clock_set_source(NULL, NULL);
 }
 
-static void test_exchange_assume_role_needs_source(void)
+static void test_send_assume_role_needs_source(void)
 {
 	static const struct fake_reply r[] = { { HTTP_OK, 200, ar_ok_body } };
 	struct sts_request req = {
@@ -781,14 +1033,27 @@ static void test_exchange_assume_role_needs_source(void)
 		.role_arn = "arn:aws:iam::123456789012:role/next",
 		.session_name = "s",
 	};
+	struct sts_credentials src = { .access_key_id = "AKIDEXAMPLE" };
 	struct sts_credentials c;
-	struct sts_error err;
-	unsigned long calls = 0;
+	struct exchange_error err;
 
 	fake_setup(r, ARRAY_SIZE(r));
-	CHECK(sts_exchange(&req, &c, &err, &calls) == -1);
-	CHECK(calls == 0);
+	CHECK(sts_send(&req, &c, &err) == -1);
+	CHECK(fake.calls == 0);
 	CHECK(err.retryable == 0);
+	CHECK_STR(err.code, "Internal");
+
+	/* A source without its secret cannot sign either. */
+	req.source = &src;
+	CHECK(sts_send(&req, &c, &err) == -1);
+	CHECK(fake.calls == 0);
+
+	/* Nor can an endpoint that is not a URL. */
+	src.secret_access_key = "secret";
+	req.endpoint = "not a url";
+	CHECK(sts_send(&req, &c, &err) == -1);
+	CHECK(fake.calls == 0);
+	CHECK_STR(err.code, "Internal");
 	fake_teardown();
 }
 
@@ -1058,20 +1323,21 @@ static const struct check_case cases[] = {
 	CHECK_CASE(test_parse_fields),
 	CHECK_CASE(test_message_never_echoes_body),
 	CHECK_CASE(test_parse_text_cap),
+	CHECK_CASE(test_parse_session_token_cap),
 	CHECK_CASE(test_body_web_identity),
 	CHECK_CASE(test_body_assume_role_extras),
 	CHECK_CASE(test_body_web_identity_extras),
 	CHECK_CASE(test_is_retryable),
 	CHECK_CASE(test_backoff),
-	CHECK_CASE(test_exchange_retries_then_succeeds),
-	CHECK_CASE(test_exchange_gives_up_after_three),
-	CHECK_CASE(test_exchange_invalid_token_not_retried),
-	CHECK_CASE(test_exchange_transport_error_then_success),
-	CHECK_CASE(test_exchange_transport_errors_exhaust),
-	CHECK_CASE(test_exchange_tls_and_too_big_final),
-	CHECK_CASE(test_exchange_request_shape),
-	CHECK_CASE(test_exchange_assume_role_signed),
-	CHECK_CASE(test_exchange_assume_role_needs_source),
+	CHECK_CASE(test_send_success),
+	CHECK_CASE(test_send_503_is_one_attempt),
+	CHECK_CASE(test_send_throttling_flagged),
+	CHECK_CASE(test_send_final_errors),
+	CHECK_CASE(test_send_refuses_bad_values),
+	CHECK_CASE(test_send_transport_mapping),
+	CHECK_CASE(test_send_request_shape),
+	CHECK_CASE(test_send_assume_role_signed),
+	CHECK_CASE(test_send_assume_role_needs_source),
 	CHECK_CASE(test_credentials_copy),
 	CHECK_CASE(test_http_post_roundtrip),
 	CHECK_CASE(test_http_post_no_redirect),
