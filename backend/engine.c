@@ -295,7 +295,10 @@ static void note_failed_read_locked(struct role *r)
 	default:
 		why = r->has_error ? "the last renewal failed (see last_error)" :
 				     "no credentials could be had";
-		break;
+		r->last_failed_read = clock_wall();
+		snprintf(r->failed_read_reason, sizeof(r->failed_read_reason),
+			 "%s", why);
+		return;
 	}
 	r->last_failed_read = clock_wall();
 	snprintf(r->failed_read_reason, sizeof(r->failed_read_reason), "%s (%d s)",
@@ -323,8 +326,10 @@ static int wait_for_credentials_locked(struct role *r)
 			rc = 0;
 			break;
 		}
-		if (r->removed)
+		if (r->removed) {
+			rc = -ENOENT;
 			break;
+		}
 		/* A reload discarded the renewal (it did not fail): wait, within
 		 * the same deadline, for one with the new settings. */
 		if (r->settings_gen != sgen) {
@@ -333,11 +338,15 @@ static int wait_for_credentials_locked(struct role *r)
 			waited = 0;
 		}
 		/* The renewal this reader waited for ended without them. */
-		if (waited && r->renewal_seq != seq && r->job.stage == JOB_NONE)
+		if (waited && r->renewal_seq != seq && r->job.stage == JOB_NONE) {
+			note_failed_read_locked(r);
 			break;
+		}
 		if (r->job.stage == JOB_NONE) {
-			if (in_holdoff_locked(r, now))
+			if (in_holdoff_locked(r, now)) {
+				note_failed_read_locked(r);
 				break;
+			}
 			renew_start_locked(r, 1);
 		} else if (!r->job.cold) {
 			renew_start_locked(r, 1);	/* jumps the queue */
@@ -698,9 +707,14 @@ int engine_reload(struct engine *e, struct generation *gen)
 		struct role *r = p.roles[i];
 
 		if (!p.fresh[i]) {
-			if (host_changed)
-				r->jitter_u = engine_jitter_u(p.host_id, r->name);
 			what[i] = apply_settings(r, gen, i, old_signer);
+			if (host_changed) {
+				/* Another host identity: other refresh points. */
+				pthread_mutex_lock(&r->lock);
+				r->jitter_u = engine_jitter_u(p.host_id, r->name);
+				role_reschedule_locked(r);
+				pthread_mutex_unlock(&r->lock);
+			}
 		}
 		told[i] = role_ref(r);
 	}

@@ -12,7 +12,7 @@
  * caches (and TLS sessions) survive between calls.  Handles are never
  * curl_easy_reset(): every option that matters is set again on each use.
  */
-#define HTTP_POOL_MAX 32
+#define HTTP_POOL_MAX 8
 
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static CURL *pool[HTTP_POOL_MAX];	/* pool_lock */

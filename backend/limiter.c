@@ -20,15 +20,25 @@ void limiter_init(struct limiter *l, double max_rate, unsigned max_inflight,
 	l->observed_ms = now_ms;
 }
 
+static void refill(struct limiter *l, int64_t now_ms)
+{
+	if (l->rate > 0 && now_ms > l->refilled_ms) {
+		l->tokens += (double)(now_ms - l->refilled_ms) * l->rate / 1000.0;
+		if (l->tokens > 1.0)
+			l->tokens = 1.0;
+	}
+	l->refilled_ms = now_ms;
+}
+
 void limiter_configure(struct limiter *l, double max_rate,
 		       unsigned max_inflight, int64_t now_ms)
 {
+	refill(l, now_ms);	/* what was earned at the old rate stays earned */
 	l->max_rate = max_rate;
 	l->max_inflight = max_inflight;
 	if (!l->throttled_ms || (max_rate > 0 && l->rate > max_rate) ||
 	    (max_rate > 0 && l->rate == 0))
 		l->rate = max_rate;
-	l->refilled_ms = now_ms;
 }
 
 /* Recovery after throttling: a tenth more per quiet second. */
@@ -50,16 +60,6 @@ static void recover(struct limiter *l, int64_t now_ms)
 			return;
 		}
 	}
-}
-
-static void refill(struct limiter *l, int64_t now_ms)
-{
-	if (l->rate > 0 && now_ms > l->refilled_ms) {
-		l->tokens += (double)(now_ms - l->refilled_ms) * l->rate / 1000.0;
-		if (l->tokens > 1.0)
-			l->tokens = 1.0;
-	}
-	l->refilled_ms = now_ms;
 }
 
 /* An exponentially weighted rate of request starts, for throttling a

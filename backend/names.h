@@ -8,9 +8,12 @@
  * same address, for as long as the index is used.
  *
  * name_id() is the stable identity of a name: the same 58-bit number for
- * the same name in every process and every version of credfs (FNV-1a over
- * its bytes).  Inode numbers are derived from it, which is why it must
- * never change.
+ * the same name in every process and every version of credfs.  It is the
+ * top 58 bits of name_hash(): FNV-1a over the bytes, with the offset basis
+ * 1469598103934665603 (a digit shorter than FNV's published one; as good a
+ * start, and the one inode numbers have always been derived from).  Inode
+ * numbers are derived from it, which is why it must never change:
+ * tests/unit/test_names.c pins its values.
  */
 #ifndef CREDFS_NAMES_H
 #define CREDFS_NAMES_H
@@ -43,7 +46,7 @@ int name_index_find(const struct name_index *ix, const char *name,
 		    size_t *value) WUR;
 void name_index_free(struct name_index *ix);
 
-/* 64-bit FNV-1a of name. */
+/* 64-bit FNV-1a of name (see above for its offset basis). */
 uint64_t name_hash(const char *name);
 /* The stable NAME_ID_BITS-bit identity of name. */
 uint64_t name_id(const char *name);
