@@ -5,6 +5,7 @@
  */
 #include "config.h"
 
+#include <stdint.h>
 #include <string.h>
 
 static int str_eq(const char *a, const char *b)
@@ -84,4 +85,83 @@ int cfg_presentation_equal(const struct cfg_presentation *a,
 	       a->config_style == b->config_style &&
 	       str_eq(a->consumer_path, b->consumer_path) &&
 	       a->authorization_token_rotation == b->authorization_token_rotation;
+}
+
+/* ---- the fingerprint of exchange settings --------------------------- */
+
+#include <openssl/evp.h>
+
+/* Feeds s and its length (NULL differs from ""). */
+static void feed_str(EVP_MD_CTX *ctx, const char *s)
+{
+	uint64_t n = s ? strlen(s) : UINT64_MAX;
+
+	EVP_DigestUpdate(ctx, &n, sizeof(n));
+	if (s)
+		EVP_DigestUpdate(ctx, s, strlen(s));
+}
+
+static void feed_num(EVP_MD_CTX *ctx, int64_t v)
+{
+	EVP_DigestUpdate(ctx, &v, sizeof(v));
+}
+
+static void feed_strv(EVP_MD_CTX *ctx, char *const *v, size_t n)
+{
+	feed_num(ctx, (int64_t)n);
+	for (size_t i = 0; i < n; i++)
+		feed_str(ctx, v[i]);
+}
+
+static void feed_extras(EVP_MD_CTX *ctx, const struct cfg_session_extras *x)
+{
+	feed_str(ctx, x->policy);
+	feed_strv(ctx, x->policy_arns, x->n_policy_arns);
+	feed_str(ctx, x->external_id);
+	feed_num(ctx, (int64_t)x->n_tags);
+	for (size_t i = 0; i < x->n_tags; i++) {
+		feed_str(ctx, x->tags[i].key);
+		feed_str(ctx, x->tags[i].value);
+	}
+	feed_strv(ctx, x->transitive_tag_keys, x->n_transitive_tag_keys);
+	feed_str(ctx, x->source_identity);
+}
+
+int cfg_exchange_fingerprint(const struct cfg_exchange *x,
+			     unsigned char out[CFG_FINGERPRINT_LEN])
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	unsigned int len = 0;
+	int rc = -1;
+
+	if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
+		goto out;
+	/* The fields of cfg_exchange_equal, in order. */
+	feed_num(ctx, x->cloud);
+	feed_num(ctx, x->token_source);
+	feed_str(ctx, x->subject);
+	feed_str(ctx, x->audience);
+	feed_str(ctx, x->web_identity_token_file);
+	feed_str(ctx, x->source_role);
+	feed_str(ctx, x->ca_file);
+	feed_str(ctx, x->aws.role_arn);
+	feed_str(ctx, x->aws.session_name);
+	feed_str(ctx, x->aws.region);
+	feed_str(ctx, x->aws.sts_endpoint);
+	feed_num(ctx, x->aws.use_fips_endpoint);
+	feed_num(ctx, x->aws.duration_seconds);
+	feed_extras(ctx, &x->aws.extras);
+	feed_str(ctx, x->gcp.service_account);
+	feed_str(ctx, x->gcp.token_url);
+	feed_str(ctx, x->gcp.impersonation_url);
+	feed_str(ctx, x->gcp.scope);
+	feed_str(ctx, x->azure.tenant_id);
+	feed_str(ctx, x->azure.client_id);
+	feed_str(ctx, x->azure.authority_host);
+	feed_str(ctx, x->azure.scope);
+	if (EVP_DigestFinal_ex(ctx, out, &len) && len == CFG_FINGERPRINT_LEN)
+		rc = 0;
+out:
+	EVP_MD_CTX_free(ctx);
+	return rc;
 }

@@ -208,6 +208,15 @@ int cfg_schedule_equal(const struct cfg_schedule *a, const struct cfg_schedule *
 int cfg_presentation_equal(const struct cfg_presentation *a,
 			   const struct cfg_presentation *b);
 
+/* A digest of every exchange setting (the fields cfg_exchange_equal
+ * compares), stable across processes and versions of the same
+ * configuration, so that a successor can tell whether credentials handed
+ * over (daemon/takeover.c) were obtained with the settings it has.
+ * 0 or -1. */
+#define CFG_FINGERPRINT_LEN 32
+int cfg_exchange_fingerprint(const struct cfg_exchange *x,
+			     unsigned char out[CFG_FINGERPRINT_LEN]) WUR;
+
 /* The role called name, or NULL. */
 const struct cfg_role *cfg_find_role(const struct cfg *cfg, const char *name);
 

@@ -216,6 +216,15 @@ int64_t engine_refresh_point(int64_t obtained, int64_t expires, double fraction,
  * name), as a fraction of 2^64.  Stable for a host and role. */
 double engine_jitter_u(const char *host_id, const char *role_name);
 
+/* A takeover (engine_handoff.c): the valid credentials of every role,
+ * written to fd for the successor.  Returns how many roles, or -1. */
+int engine_export(struct engine *e, int fd);
+/* Takes what a predecessor wrote to fd (within timeout_ms): a role keeps a
+ * set only if its exchange settings are the same and it has none yet.
+ * Returns how many roles kept one, or -1 (a broken stream: what was kept
+ * stays). */
+int engine_import(struct engine *e, int fd, int timeout_ms);
+
 /* Tests: runs the timers that are due now (with no_timer_thread). */
 void engine_run_timers(struct engine *e);
 

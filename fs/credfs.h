@@ -6,6 +6,7 @@
 #ifndef CREDFS_FS_H
 #define CREDFS_FS_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <time.h>
@@ -15,12 +16,27 @@
 #include "view.h"
 
 struct invalidator;
+struct fs_session;
+
+/* Open directories, each holding the view it was opened with.  A handle
+ * is this process's nonce and a slot: the kernel keeps handles across
+ * workers (docs/lifecycle.md), so one from another worker is recognised
+ * as such, never used as a pointer. */
+struct dir_handles {
+	pthread_mutex_t lock;
+	struct view **slots;		/* lock */
+	size_t cap;			/* lock */
+	uint32_t nonce;
+};
 
 struct credfs {
 	struct view_slot views;
 	struct engine *engine;
 	struct docs docs;
 	struct invalidator *inval;
+	struct fs_session *session;	/* libfuse hands its custom io this
+					 * struct: the session is found here */
+	struct dir_handles dirs;
 	const char *config_path;	/* absolute */
 	const char *mountpoint;		/* absolute, as the host sees it */
 	uid_t uid;			/* the daemon's: owner of the shared files */
@@ -28,6 +44,9 @@ struct credfs {
 	time_t started;			/* mtime of what never changes */
 	int no_push;			/* tests: never push invalidations */
 };
+
+void dir_handles_init(struct dir_handles *d);
+void dir_handles_destroy(struct dir_handles *d);
 
 /* The low-level operations of the mount; userdata is a struct credfs. */
 extern const struct fuse_lowlevel_ops credfs_ops;

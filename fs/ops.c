@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "credfs.h"
@@ -290,6 +291,79 @@ static void credfs_release(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_err(req, 0);
 }
 
+/* ---- directory handles -------------------------------------------- */
+
+void dir_handles_init(struct dir_handles *d)
+{
+	memset(d, 0, sizeof(*d));
+	pthread_mutex_init(&d->lock, NULL);
+	d->nonce = (uint32_t)(clock_mono_ms() ^ ((uint64_t)getpid() << 16)) | 1;
+}
+
+void dir_handles_destroy(struct dir_handles *d)
+{
+	for (size_t i = 0; i < d->cap; i++)
+		view_unref(d->slots[i]);
+	free(d->slots);
+	pthread_mutex_destroy(&d->lock);
+}
+
+/* Keeps v (the caller's reference) under a new handle; 0 when full. */
+static uint64_t dir_handle_new(struct dir_handles *d, struct view *v)
+{
+	uint64_t fh = 0;
+	size_t i;
+
+	pthread_mutex_lock(&d->lock);
+	for (i = 0; i < d->cap && d->slots[i]; i++)
+		;
+	if (i == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 16;
+		struct view **grown = cap <= UINT32_MAX ?
+			realloc(d->slots, cap * sizeof(*grown)) : NULL;
+
+		if (grown) {
+			memset(grown + d->cap, 0, (cap - d->cap) * sizeof(*grown));
+			d->slots = grown;
+			d->cap = cap;
+		}
+	}
+	if (i < d->cap) {
+		d->slots[i] = v;
+		fh = (uint64_t)d->nonce << 32 | (uint64_t)(i + 1);
+	}
+	pthread_mutex_unlock(&d->lock);
+	return fh;
+}
+
+/* The view of handle fh (a reference), or NULL for a handle of another
+ * process. */
+static struct view *dir_handle_view(struct dir_handles *d, uint64_t fh)
+{
+	size_t i = (size_t)(fh & 0xffffffffu);
+	struct view *v = NULL;
+
+	pthread_mutex_lock(&d->lock);
+	if ((uint32_t)(fh >> 32) == d->nonce && i >= 1 && i <= d->cap)
+		v = view_ref(d->slots[i - 1]);
+	pthread_mutex_unlock(&d->lock);
+	return v;
+}
+
+static void dir_handle_drop(struct dir_handles *d, uint64_t fh)
+{
+	size_t i = (size_t)(fh & 0xffffffffu);
+	struct view *v = NULL;
+
+	pthread_mutex_lock(&d->lock);
+	if ((uint32_t)(fh >> 32) == d->nonce && i >= 1 && i <= d->cap) {
+		v = d->slots[i - 1];
+		d->slots[i - 1] = NULL;
+	}
+	pthread_mutex_unlock(&d->lock);
+	view_unref(v);
+}
+
 /* A directory handle holds the view it was opened with, so one listing
  * is of one configuration. */
 static void credfs_opendir(fuse_req_t req, fuse_ino_t ino,
@@ -310,15 +384,20 @@ static void credfs_opendir(fuse_req_t req, fuse_ino_t ino,
 		fuse_reply_err(req, err);
 		return;
 	}
-	fi->fh = (uint64_t)(uintptr_t)v;
-	if (fuse_reply_open(req, fi))
+	fi->fh = dir_handle_new(&fs->dirs, v);
+	if (!fi->fh) {
 		view_unref(v);
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (fuse_reply_open(req, fi))
+		dir_handle_drop(&fs->dirs, fi->fh);
 }
 
 static void credfs_releasedir(fuse_req_t req, fuse_ino_t ino,
 			      struct fuse_file_info *fi)
 {
-	view_unref((struct view *)(uintptr_t)fi->fh);
+	dir_handle_drop(&fs_of(req)->dirs, fi->fh);
 	fuse_reply_err(req, 0);
 }
 
@@ -363,22 +442,24 @@ static void credfs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size,
 			   off_t off, struct fuse_file_info *fi)
 {
 	struct credfs *fs = fs_of(req);
-	struct view *v = (struct view *)(uintptr_t)fi->fh;
+	/* A directory opened under the previous worker: the listing goes on
+	 * with the view in force. */
+	struct view *v = dir_handle_view(&fs->dirs, fi->fh);
 	struct node dir;
-	char *buf;
-	int r = tree_node(&v->tree, ino, &dir);
+	char *buf = NULL;
+	int r;
 
-	if (r) {
+	if (!v)
+		v = view_get(&fs->views);
+	r = tree_node(&v->tree, ino, &dir);
+	if (!r && !(buf = malloc(size)))
+		r = -ENOMEM;
+	if (r)
 		fuse_reply_err(req, -r);
-		return;
-	}
-	buf = malloc(size);
-	if (!buf) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	fuse_reply_buf(req, buf, fill_dir(fs, v, req, ino, &dir, buf, size, off));
+	else
+		fuse_reply_buf(req, buf, fill_dir(fs, v, req, ino, &dir, buf, size, off));
 	free(buf);
+	view_unref(v);
 }
 
 /* Everything that would change the tree: the filesystem is read-only. */

@@ -1,33 +1,11 @@
 #include "reload.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdint.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "inval.h"
 #include "log.h"
-
-static int hup_pipe[2] = {-1, -1};
-static pthread_t reload_thread;
-static int reload_running;
-
-/* Async-signal-safe: only a write to the pipe the reload thread reads. */
-static void on_sighup(int sig)
-{
-	int saved = errno;
-	char c = 'h';
-
-	(void)sig;
-	if (write(hup_pipe[1], &c, 1) < 0) {
-		/* The pipe is full: a reload is pending anyway. */
-	}
-	errno = saved;
-}
 
 static void inval_entry(struct fuse_session *se, fuse_ino_t parent,
 			const char *name)
@@ -109,25 +87,11 @@ static void push_tree_changes(struct credfs *fs, struct fuse_session *se,
 	}
 }
 
-int reload_now(struct credfs *fs, struct fuse_session *se)
+int fs_show_generation(struct credfs *fs, struct fuse_session *se,
+		       struct generation *gen)
 {
-	struct cfg_error err;
-	struct generation *gen;
-	struct view *old, *cur;
-	char msg[sizeof(err.file) + CFG_ERROR_TEXT_MAX + 32];
+	struct view *old, *cur = view_new(fs->engine, gen);
 
-	if (generation_load(fs->config_path, &gen, &err)) {
-		cfg_error_format(&err, msg, sizeof(msg));
-		log_error("reload refused, the configuration in force is unchanged: %s",
-			  msg);
-		return -1;
-	}
-	if (engine_reload(fs->engine, gen)) {
-		generation_unref(gen);
-		return -1;
-	}
-	cur = view_new(fs->engine, gen);
-	generation_unref(gen);
 	if (!cur) {
 		/* The engine already runs the new roles; the tree keeps
 		 * showing the old ones until the next reload succeeds. */
@@ -137,81 +101,5 @@ int reload_now(struct credfs *fs, struct fuse_session *se)
 	old = view_swap(&fs->views, cur);
 	push_tree_changes(fs, se, old, cur);
 	view_unref(old);
-	log_info("reloaded %s: %zu role%s", fs->config_path, cur->gen->cfg->n_roles,
-		 cur->gen->cfg->n_roles == 1 ? "" : "s");
 	return 0;
-}
-
-struct reload_args {
-	struct credfs *fs;
-	struct fuse_session *se;
-};
-
-static struct reload_args args;
-
-/* One reload per wake-up, however many signals arrived meanwhile: the
- * pipe is drained before reloading. */
-static void *reload_main(void *arg)
-{
-	char buf[256];
-	ssize_t n;
-
-	(void)arg;
-	while ((n = read(hup_pipe[0], buf, sizeof(buf))) != 0) {
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (memchr(buf, 'q', (size_t)n))
-			break;
-		/* Coalesce: take whatever else is pending without waiting. */
-		fcntl(hup_pipe[0], F_SETFL, O_NONBLOCK);
-		while ((n = read(hup_pipe[0], buf, sizeof(buf))) > 0)
-			if (memchr(buf, 'q', (size_t)n))
-				return NULL;
-		fcntl(hup_pipe[0], F_SETFL, 0);
-		reload_now(args.fs, args.se);
-	}
-	return NULL;
-}
-
-int reload_start(struct credfs *fs, struct fuse_session *se)
-{
-	struct sigaction sa;
-
-	if (pipe2(hup_pipe, O_CLOEXEC))
-		return -1;
-	fcntl(hup_pipe[1], F_SETFL, O_NONBLOCK);
-	args.fs = fs;
-	args.se = se;
-	if (pthread_create(&reload_thread, NULL, reload_main, NULL)) {
-		close(hup_pipe[0]);
-		close(hup_pipe[1]);
-		return -1;
-	}
-	reload_running = 1;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_sighup;
-	sigemptyset(&sa.sa_mask);
-	sa.sa_flags = SA_RESTART;
-	return sigaction(SIGHUP, &sa, NULL);
-}
-
-void reload_stop(void)
-{
-	char q = 'q';
-	struct sigaction sa;
-
-	if (!reload_running)
-		return;
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGHUP, &sa, NULL);
-	while (write(hup_pipe[1], &q, 1) < 0 && errno == EAGAIN)
-		usleep(1000);
-	pthread_join(reload_thread, NULL);
-	close(hup_pipe[0]);
-	close(hup_pipe[1]);
-	reload_running = 0;
 }

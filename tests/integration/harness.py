@@ -15,7 +15,7 @@ import urllib.request
 from sts_proxy import StsProxy, free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CREDFS = os.environ.get("CREDFS_BIN", os.path.join(ROOT, "build", "fs", "credfs"))
+CREDFS = os.environ.get("CREDFS_BIN", os.path.join(ROOT, "build", "daemon", "credfs"))
 AWS_CLI = "/usr/bin/aws"
 SYSTEM_PYTHON = "/usr/bin/python3"   # Debian's, with python3-jwt
 ACCOUNT = "123456789012"

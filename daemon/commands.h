@@ -3,10 +3,9 @@
 #ifndef CREDFS_COMMANDS_H
 #define CREDFS_COMMANDS_H
 
+#include "daemon.h"
 #include "generation.h"
 
-#define EXIT_RUNTIME 1
-#define EXIT_USAGE 2
 
 int cmd_keygen(int argc, char **argv);
 int cmd_oidc(int argc, char **argv);

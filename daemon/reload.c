@@ -1,0 +1,131 @@
+#include "reload.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+struct reloader {
+	const char *config_path;
+	struct engine *engine;
+	struct fs_face *fs;
+	pthread_t thread;
+};
+
+static int hup_pipe[2] = { -1, -1 };
+
+/* Async-signal-safe: only a write to the pipe the reload thread reads. */
+static void on_sighup(int sig)
+{
+	int saved = errno;
+	char c = 'h';
+
+	(void)sig;
+	if (write(hup_pipe[1], &c, 1) < 0) {
+		/* The pipe is full: a reload is pending anyway. */
+	}
+	errno = saved;
+}
+
+int reload_now(struct reloader *rl)
+{
+	struct cfg_error err;
+	struct generation *gen;
+	char msg[sizeof(err.file) + CFG_ERROR_TEXT_MAX + 32];
+
+	if (generation_load(rl->config_path, &gen, &err)) {
+		cfg_error_format(&err, msg, sizeof(msg));
+		log_error("reload refused, the configuration in force is unchanged: %s",
+			  msg);
+		return -1;
+	}
+	if (engine_reload(rl->engine, gen)) {
+		generation_unref(gen);
+		return -1;
+	}
+	if (fs_face_reload(rl->fs, gen)) {
+		generation_unref(gen);
+		return -1;
+	}
+	log_info("reloaded %s: %zu role%s", rl->config_path, gen->cfg->n_roles,
+		 gen->cfg->n_roles == 1 ? "" : "s");
+	generation_unref(gen);
+	return 0;
+}
+
+/* One reload per wake-up, however many signals arrived meanwhile: the
+ * pipe is drained before reloading. */
+static void *reload_main(void *arg)
+{
+	struct reloader *rl = arg;
+	char buf[256];
+	ssize_t n;
+
+	while ((n = read(hup_pipe[0], buf, sizeof(buf))) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (memchr(buf, 'q', (size_t)n))
+			break;
+		fcntl(hup_pipe[0], F_SETFL, O_NONBLOCK);
+		while ((n = read(hup_pipe[0], buf, sizeof(buf))) > 0)
+			if (memchr(buf, 'q', (size_t)n))
+				return NULL;
+		fcntl(hup_pipe[0], F_SETFL, 0);
+		reload_now(rl);
+	}
+	return NULL;
+}
+
+struct reloader *reloader_start(const char *config_path, struct engine *e,
+				struct fs_face *fs)
+{
+	struct reloader *rl = calloc(1, sizeof(*rl));
+	struct sigaction sa;
+
+	if (!rl || pipe2(hup_pipe, O_CLOEXEC)) {
+		free(rl);
+		return NULL;
+	}
+	fcntl(hup_pipe[1], F_SETFL, O_NONBLOCK);
+	rl->config_path = config_path;
+	rl->engine = e;
+	rl->fs = fs;
+	if (pthread_create(&rl->thread, NULL, reload_main, rl)) {
+		close(hup_pipe[0]);
+		close(hup_pipe[1]);
+		free(rl);
+		return NULL;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sighup;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	sigaction(SIGHUP, &sa, NULL);
+	return rl;
+}
+
+void reloader_stop(struct reloader *rl)
+{
+	struct sigaction sa;
+	char q = 'q';
+
+	if (!rl)
+		return;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGHUP, &sa, NULL);
+	while (write(hup_pipe[1], &q, 1) < 0 && errno == EAGAIN)
+		usleep(1000);
+	pthread_join(rl->thread, NULL);
+	close(hup_pipe[0]);
+	close(hup_pipe[1]);
+	free(rl);
+}

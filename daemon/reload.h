@@ -1,0 +1,22 @@
+/*
+ * Live reload in the worker: SIGHUP re-reads the configuration, moves the
+ * engine to it and has each face show it.  A configuration that does not
+ * load is refused with its error in the log, and the one in force stays.
+ * A burst of SIGHUPs makes one reload (they coalesce while one is made).
+ */
+#ifndef CREDFS_DAEMON_RELOAD_H
+#define CREDFS_DAEMON_RELOAD_H
+
+#include "engine.h"
+#include "face.h"
+
+struct reloader;
+
+/* Starts the thread (after the faces are serving).  NULL on failure. */
+struct reloader *reloader_start(const char *config_path, struct engine *e,
+				struct fs_face *fs) WUR;
+/* Reloads now, on the caller's thread.  0 or -1 (logged). */
+int reload_now(struct reloader *rl);
+void reloader_stop(struct reloader *rl);
+
+#endif

@@ -1,0 +1,291 @@
+/*
+ * The worker: the process that serves.  It loads the configuration, tells
+ * the supervisor (CTL_UP), gets the FUSE descriptor and how to start
+ * (CTL_START), builds the engine and the faces over it, answers the
+ * kernel's INIT or replays the one the supervisor kept, says it is serving
+ * (CTL_SERVING), and serves until the supervisor says stop (CTL_STOP: it
+ * finishes what it has read and exits) or the connection ends.  A heartbeat
+ * goes to the supervisor every second (the service manager's watchdog).
+ *
+ * It runs in a process group of its own (a terminal's ^C is for the
+ * supervisor) and dies with its supervisor (PR_SET_PDEATHSIG).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "control.h"
+#include "daemon.h"
+#include "face.h"
+#include "http.h"
+#include "log.h"
+#include "reload.h"
+
+#define CTL_FD 3
+#define HEARTBEAT_MS 1000
+#define IMPORT_TIMEOUT_MS 3000
+
+struct worker {
+	const char *config;
+	const char *mountpoint;
+	int debug;
+	int detached;			/* log to syslog once serving */
+	int ctl;
+	struct generation *gen;
+	struct engine *engine;
+	struct fs_face *face;
+	struct reloader *reloader;
+	struct ctl_start start;
+	int fuse_fd, guard_fd, creds_fd;
+	pthread_t ctl_thread;
+	int ctl_running;
+	atomic_int stopping;
+};
+
+/* The kernel's INIT, for the supervisor to give later workers. */
+static void on_init(void *arg, const struct fs_init_blob *blob)
+{
+	struct worker *w = arg;
+
+	if (ctl_send(w->ctl, CTL_INIT, blob->bytes, blob->len, NULL, 0))
+		log_warn("cannot hand the FUSE INIT to the supervisor: error %d", errno);
+}
+
+/* What the supervisor says while the worker serves; a heartbeat when it
+ * says nothing.  Its end of the socket closing means it is gone. */
+static void *ctl_main(void *arg)
+{
+	struct worker *w = arg;
+	struct ctl_msg m;
+
+	while (!atomic_load(&w->stopping)) {
+		if (ctl_recv(w->ctl, &m, HEARTBEAT_MS)) {
+			if (errno == ETIMEDOUT) {
+				if (ctl_send(w->ctl, CTL_HEARTBEAT, NULL, 0, NULL, 0) == 0)
+					continue;
+			} else if (errno == EINTR || errno == EAGAIN) {
+				continue;
+			}
+			log_warn("the supervisor is gone: stopping");
+			break;
+		}
+		if (m.type == CTL_STOP) {
+			ctl_close_fds(&m);
+			break;
+		}
+		if (m.type == CTL_HANDOFF && m.nfds == 1) {
+			engine_export(w->engine, m.fds[0]);
+			ctl_close_fds(&m);
+			continue;
+		}
+		ctl_close_fds(&m);
+	}
+	atomic_store(&w->stopping, 1);
+	fs_face_stop(w->face);
+	return NULL;
+}
+
+/* SIGTERM to the worker itself: stop serving (the supervisor, unless it
+ * asked, starts another). */
+static struct worker *signal_worker;
+
+static void on_term(int sig)
+{
+	(void)sig;
+	if (signal_worker && signal_worker->face)
+		fs_face_stop(signal_worker->face);
+}
+
+static void worker_signals(struct worker *w)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGPIPE, &sa, NULL);
+	signal_worker = w;
+	sa.sa_handler = on_term;
+	sigaction(SIGTERM, &sa, NULL);
+}
+
+/* Waits for CTL_START and takes its descriptors, in the order the
+ * supervisor sends them: [guard,] fuse[, creds], listeners. */
+static int receive_start(struct worker *w)
+{
+	struct ctl_msg m;
+	size_t i = 0;
+
+	if (ctl_recv(w->ctl, &m, -1) || m.type != CTL_START ||
+	    m.len != sizeof(w->start)) {
+		log_error("no start from the supervisor");
+		return -1;
+	}
+	memcpy(&w->start, m.data, sizeof(w->start));
+	w->guard_fd = w->start.has_guard && i < m.nfds ? m.fds[i++] : -1;
+	w->fuse_fd = i < m.nfds ? m.fds[i++] : -1;
+	w->creds_fd = w->start.has_creds && i < m.nfds ? m.fds[i++] : -1;
+	/* The listening sockets are the HTTP face's; none used yet. */
+	for (; i < m.nfds; i++)
+		close(m.fds[i]);
+	if (w->fuse_fd < 0 || w->start.init_len > sizeof(w->start.init)) {
+		log_error("the supervisor sent no FUSE descriptor");
+		return -1;
+	}
+	return 0;
+}
+
+static int build(struct worker *w)
+{
+	struct fs_init_blob blob = { .len = w->start.init_len };
+	struct fs_face_opts fo = {
+		.mountpoint = w->mountpoint,
+		.config_path = w->config,
+		.serve = {
+			.fd = w->fuse_fd,
+			.resend = (int)w->start.resend,
+			.debug = w->debug,
+			.on_init = on_init,
+			.on_init_arg = w,
+		},
+		.no_push = getenv("CREDFS_TEST_NO_PUSH") != NULL,
+	};
+	struct engine_options eo = { .listener = fs_face_listener };
+	const char *crash = getenv("CREDFS_TEST_CRASH_AFTER");
+
+	memcpy(blob.bytes, w->start.init, blob.len);
+	if (w->start.mode == START_RESUME)
+		fo.serve.resume = &blob;
+	if (crash)
+		fo.serve.crash_after = strtoul(crash, NULL, 10);
+	w->fuse_fd = -1;	/* the face owns it now */
+	w->face = fs_face_new(&fo);
+	if (!w->face)
+		return -1;
+	eo.listener_arg = w->face;
+	w->engine = engine_new(w->gen, &eo);
+	if (!w->engine)
+		return -1;
+	if (w->creds_fd >= 0) {
+		engine_import(w->engine, w->creds_fd, IMPORT_TIMEOUT_MS);
+		close(w->creds_fd);
+		w->creds_fd = -1;
+	}
+	return fs_face_attach(w->face, w->engine, w->gen);
+}
+
+/* Serving: logs go to syslog once detached (stderr was the terminal's
+ * until then, for errors at start). */
+static void detach_logs(struct worker *w)
+{
+	int null;
+
+	if (!w->detached)
+		return;
+	log_open("credfs", 1, w->debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null >= 0) {
+		dup2(null, 1);
+		dup2(null, 2);
+		close(null);
+	}
+}
+
+static int serve(struct worker *w)
+{
+	int rc;
+
+	if (fs_face_init(w->face))
+		return EXIT_RUNTIME;
+	w->reloader = reloader_start(w->config, w->engine, w->face);
+	if (!w->reloader ||
+	    pthread_create(&w->ctl_thread, NULL, ctl_main, w))
+		return EXIT_RUNTIME;
+	w->ctl_running = 1;
+	if (ctl_send(w->ctl, CTL_SERVING, NULL, 0, NULL, 0))
+		return EXIT_RUNTIME;
+	detach_logs(w);
+	log_info("serving %s at %s: %zu role%s", w->config, w->mountpoint,
+		 w->gen->cfg->n_roles, w->gen->cfg->n_roles == 1 ? "" : "s");
+	rc = fs_face_serve(w->face);
+	if (rc == 1) {
+		log_info("the mount at %s is gone", w->mountpoint);
+		if (ctl_send(w->ctl, CTL_GONE, NULL, 0, NULL, 0)) {
+			/* The supervisor sees it itself. */
+		}
+	}
+	return rc < 0 ? EXIT_RUNTIME : 0;
+}
+
+/* The stop order: no more reloads; the control thread; the engine's
+ * threads (its listener silenced); then the faces it was telling. */
+static void teardown(struct worker *w)
+{
+	reloader_stop(w->reloader);
+	atomic_store(&w->stopping, 1);
+	if (w->ctl_running) {
+		shutdown(w->ctl, SHUT_RD);
+		pthread_join(w->ctl_thread, NULL);
+	}
+	if (w->engine)
+		engine_stop(w->engine);
+	signal_worker = NULL;
+	fs_face_free(w->face);
+	engine_free(w->engine);
+	generation_unref(w->gen);
+	if (w->guard_fd >= 0)
+		close(w->guard_fd);
+	if (w->fuse_fd >= 0)
+		close(w->fuse_fd);
+	if (w->creds_fd >= 0)
+		close(w->creds_fd);
+}
+
+/* credfs --worker [-d] [--detached] CONFIG MOUNTPOINT */
+int worker_main(int argc, char **argv)
+{
+	struct worker w = { .ctl = CTL_FD, .fuse_fd = -1, .guard_fd = -1, .creds_fd = -1 };
+	struct cfg_error err;
+	char msg[sizeof(err.file) + CFG_ERROR_TEXT_MAX + 32];
+	int i = 1, rc;
+
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (!strcmp(argv[i], "-d"))
+			w.debug = 1;
+		else if (!strcmp(argv[i], "--detached"))
+			w.detached = 1;
+	}
+	if (argc - i != 2)
+		return EXIT_USAGE;
+	w.config = argv[i];
+	w.mountpoint = argv[i + 1];
+	fcntl(w.ctl, F_SETFD, FD_CLOEXEC);
+	log_open("credfs", 0, w.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+	worker_signals(&w);
+	if (generation_load(w.config, &w.gen, &err)) {
+		cfg_error_format(&err, msg, sizeof(msg));
+		fprintf(stderr, "credfs: %s\n", msg);
+		return EXIT_USAGE;
+	}
+	if (ctl_send(w.ctl, CTL_UP, CREDFS_VERSION, strlen(CREDFS_VERSION), NULL, 0) ||
+	    receive_start(&w)) {
+		teardown(&w);
+		return EXIT_RUNTIME;
+	}
+	if (http_global_init()) {
+		teardown(&w);
+		return EXIT_RUNTIME;
+	}
+	rc = build(&w) ? EXIT_RUNTIME : serve(&w);
+	teardown(&w);
+	http_global_cleanup();
+	log_close();
+	return rc;
+}

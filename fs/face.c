@@ -1,0 +1,107 @@
+#include "face.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "credfs.h"
+#include "inval.h"
+#include "log.h"
+#include "reload.h"
+
+struct fs_face {
+	struct credfs fs;		/* what the operations share */
+	struct fs_session *session;
+	char *mountpoint;
+	char *config_path;
+	int docs_ready;
+};
+
+struct fs_face *fs_face_new(const struct fs_face_opts *o)
+{
+	struct fs_face *f = calloc(1, sizeof(*f));
+
+	if (!f) {
+		if (o->serve.fd >= 0)
+			close(o->serve.fd);
+		return NULL;
+	}
+	f->mountpoint = strdup(o->mountpoint);
+	f->config_path = strdup(o->config_path);
+	f->fs.uid = getuid();
+	f->fs.gid = getgid();
+	f->fs.started = (time_t)clock_wall();
+	f->fs.mountpoint = f->mountpoint;
+	f->fs.config_path = f->config_path;
+	f->fs.no_push = o->no_push;
+	dir_handles_init(&f->fs.dirs);
+	f->session = fs_session_new(&f->fs, &o->serve);
+	if (!f->mountpoint || !f->config_path || !f->session)
+		goto fail;
+	if (docs_init(&f->fs.docs))
+		goto fail;
+	f->docs_ready = 1;
+	f->fs.inval = inval_start(fs_session_fuse(f->session), &f->fs);
+	if (!f->fs.inval)
+		goto fail;
+	return f;
+fail:
+	fs_face_free(f);
+	return NULL;
+}
+
+void fs_face_listener(void *arg, struct role *r, unsigned what, uint64_t version)
+{
+	struct fs_face *f = arg;
+
+	inval_role(f->fs.inval, r, what, version);
+}
+
+int fs_face_attach(struct fs_face *f, struct engine *e, struct generation *gen)
+{
+	struct view *v = view_new(e, gen);
+
+	if (!v)
+		return -1;
+	f->fs.engine = e;
+	view_slot_init(&f->fs.views, v);
+	return 0;
+}
+
+int fs_face_init(struct fs_face *f)
+{
+	return fs_session_init(f->session);
+}
+
+int fs_face_serve(struct fs_face *f)
+{
+	return fs_session_serve(f->session);
+}
+
+void fs_face_stop(struct fs_face *f)
+{
+	fs_session_stop(f->session);
+}
+
+int fs_face_reload(struct fs_face *f, struct generation *gen)
+{
+	return fs_show_generation(&f->fs, fs_session_fuse(f->session), gen);
+}
+
+void fs_face_free(struct fs_face *f)
+{
+	if (!f)
+		return;
+	inval_stop(f->fs.inval);
+	f->fs.inval = NULL;
+	fs_session_free(f->session);
+	dir_handles_destroy(&f->fs.dirs);
+	if (f->fs.views.current)
+		view_slot_destroy(&f->fs.views);
+	if (f->docs_ready)
+		docs_destroy(&f->fs.docs);
+	free(f->mountpoint);
+	free(f->config_path);
+	free(f);
+}

@@ -1,0 +1,49 @@
+/*
+ * The FUSE face: the mounted tree over the engine, served on a /dev/fuse
+ * descriptor that the supervisor holds (session.h, docs/lifecycle.md).
+ * The daemon composes it with the engine and the other faces; this header
+ * is all it needs to know of fs/, and it includes no FUSE header.
+ *
+ * Order of life: fs_face_new (the session and the invalidator, not yet
+ * serving) -> engine_new with fs_face_listener -> fs_face_attach (the tree
+ * over the engine's roles) -> fs_face_init (the INIT phase) ->
+ * fs_face_serve (blocks) ... fs_face_stop from anywhere -> engine_stop ->
+ * fs_face_free -> engine_free.  The engine is stopped before the face is
+ * freed, so the listener is never called once the invalidator is gone.
+ */
+#ifndef CREDFS_FACE_H
+#define CREDFS_FACE_H
+
+#include <stdint.h>
+
+#include "compiler.h"
+#include "engine.h"
+#include "generation.h"
+#include "session.h"
+
+struct fs_face;
+
+struct fs_face_opts {
+	const char *mountpoint;		/* absolute, as the host sees it */
+	const char *config_path;	/* absolute */
+	struct fs_serve_opts serve;	/* the descriptor and how to start */
+	int no_push;			/* tests: never push invalidations */
+};
+
+struct fs_face *fs_face_new(const struct fs_face_opts *o) WUR;
+/* The engine's listener: arg is the face. */
+void fs_face_listener(void *arg, struct role *r, unsigned what, uint64_t version);
+/* Builds the tree of gen over engine e.  0 or -1. */
+int fs_face_attach(struct fs_face *f, struct engine *e, struct generation *gen) WUR;
+/* The INIT phase (session.h).  0 or -1. */
+int fs_face_init(struct fs_face *f) WUR;
+/* Serves until stopped (0) or until the connection ends (1); -1 on error. */
+int fs_face_serve(struct fs_face *f);
+/* Async-signal-safe. */
+void fs_face_stop(struct fs_face *f);
+/* Shows gen (already in force in the engine): a new view, and the kernel
+ * told what changed.  0 or -1 (the tree keeps the previous view). */
+int fs_face_reload(struct fs_face *f, struct generation *gen) WUR;
+void fs_face_free(struct fs_face *f);
+
+#endif
