@@ -33,7 +33,8 @@
 #include "sdnotify.h"
 
 #define STOP_WAIT_MS 10000
-#define QUICK_DEATH_MS 10000		/* a worker that dies sooner backs off */
+#define QUICK_DEATH_MS 1000		/* a worker that dies sooner ... */
+#define QUICK_DEATHS_FREE 3		/* ... this many times running backs off */
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 10000
 
@@ -209,15 +210,16 @@ static void reap(struct supervisor *s)
 		s->done = 1;
 		return;
 	}
-	s->backoff_ms = ran < QUICK_DEATH_MS ?
-		(s->backoff_ms ? s->backoff_ms * 2 : BACKOFF_MIN_MS) : 0;
+	s->quick_deaths = ran < QUICK_DEATH_MS ? s->quick_deaths + 1 : 0;
+	s->backoff_ms = s->quick_deaths <= QUICK_DEATHS_FREE ? 0 :
+		s->backoff_ms ? s->backoff_ms * 2 : BACKOFF_MIN_MS;
 	if (s->backoff_ms > BACKOFF_MAX_MS)
 		s->backoff_ms = BACKOFF_MAX_MS;
 	s->restart_at_ms = now + s->backoff_ms;
 	s->restarts++;
-	if (s->backoff_ms > BACKOFF_MIN_MS)
-		log_warn("worker %s after %lld ms, again: starting another in %lld ms (see the lines above for why it dies)",
-			 why, (long long)ran, (long long)s->backoff_ms);
+	if (s->backoff_ms)
+		log_warn("worker %s after %lld ms, %d times in a row: starting another in %lld ms (see the lines above for why it dies)",
+			 why, (long long)ran, s->quick_deaths, (long long)s->backoff_ms);
 	else
 		log_warn("worker %s after %lld ms; starting another", why, (long long)ran);
 }

@@ -41,6 +41,7 @@ struct supervisor {
 
 	struct worker_proc w;
 	int restarts;
+	int quick_deaths;		/* workers in a row that died soon */
 	int64_t backoff_ms;
 	int64_t restart_at_ms;		/* 0: no restart pending */
 

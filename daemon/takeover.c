@@ -45,6 +45,13 @@
 
 enum peer_stage { PEER_NEW, PEER_OFFERED };
 
+static int after_handover_wait(void)
+{
+	const char *v = getenv("CREDFS_AFTER_HANDOVER");
+
+	return v && !strcmp(v, "wait");
+}
+
 static int fuse_abi(void)
 {
 	const char *t = getenv("CREDFS_TEST_FUSE_ABI");
@@ -60,6 +67,34 @@ static void fill_addr(struct sockaddr_un *sa, const char *path)
 }
 
 /* ---- the running supervisor's side ------------------------------------- */
+
+/* Beside the socket, MOUNT.owner names the host (a pod's name) whose
+ * credfs serves the mount now: what a pod's readiness probe checks
+ * (deploy/kubernetes/daemonset.yaml), since during a rollout both pods see
+ * the mount and only one of them serves it. */
+static void owner_path(const struct supervisor *s, char *out, size_t len)
+{
+	size_t n = strlen(s->handover_path);
+
+	snprintf(out, len, "%.*s.owner", (int)(n > 5 ? n - 5 : n), s->handover_path);
+}
+
+static void write_owner(const struct supervisor *s)
+{
+	char path[sizeof(s->handover_path) + 8], tmp[sizeof(path) + 8], host[256] = "";
+	int fd;
+
+	owner_path(s, path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.new", path);
+	if (gethostname(host, sizeof(host) - 1))
+		return;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return;
+	if (write(fd, host, strlen(host)) < 0 || write(fd, "\n", 1) < 0 || close(fd) ||
+	    rename(tmp, path))
+		unlink(tmp);
+}
 
 int handover_listen(struct supervisor *s)
 {
@@ -83,6 +118,7 @@ int handover_listen(struct supervisor *s)
 		return 0;
 	}
 	s->handover_fd = fd;
+	write_owner(s);
 	return 0;
 }
 
@@ -177,9 +213,10 @@ static void release(struct supervisor *s)
 		close(s->listeners[i]);
 	s->n_listeners = 0;
 	log_info("handed %s over to a successor", s->o->mountpoint);
-	/* A container's PID 1 that ended now would be started again by its
-	 * pod, and take the mount back: it waits for its SIGTERM instead. */
-	if (getpid() != 1)
+	/* A container's main process that ended now would be started again
+	 * by its pod, and take the mount back: as PID 1, or when told to
+	 * (CREDFS_AFTER_HANDOVER=wait), it waits for its SIGTERM instead. */
+	if (getpid() != 1 && !after_handover_wait())
 		s->done = 1;
 }
 
@@ -219,10 +256,15 @@ void handover_close(struct supervisor *s)
 	if (s->peer_fd >= 0)
 		drop_peer(s, NULL);
 	if (s->handover_fd >= 0) {
+		char owner[sizeof(s->handover_path) + 8];
+
 		close(s->handover_fd);
 		s->handover_fd = -1;
-		if (!s->handed_over)
+		if (!s->handed_over) {
+			owner_path(s, owner, sizeof(owner));
 			unlink(s->handover_path);
+			unlink(owner);
+		}
 	}
 }
 

@@ -163,8 +163,14 @@ static int build(struct worker *w)
 	memcpy(blob.bytes, w->start.init, blob.len);
 	if (w->start.mode == START_RESUME)
 		fo.serve.resume = &blob;
-	if (crash)
-		fo.serve.crash_after = strtoul(crash, NULL, 10);
+	/* Tests: the worker aborts holding a request.  The file makes it
+	 * one worker only: the first to find it removes it. */
+	if (crash) {
+		const char *file = getenv("CREDFS_TEST_CRASH_FILE");
+
+		if (!file || unlink(file) == 0)
+			fo.serve.crash_after = strtoul(crash, NULL, 10);
+	}
 	w->fuse_fd = -1;	/* the face owns it now */
 	w->face = fs_face_new(&fo);
 	if (!w->face)
@@ -212,8 +218,10 @@ static int serve(struct worker *w)
 	if (ctl_send(w->ctl, CTL_SERVING, NULL, 0, NULL, 0))
 		return EXIT_RUNTIME;
 	detach_logs(w);
-	log_info("serving %s at %s: %zu role%s", w->config, w->mountpoint,
-		 w->gen->cfg->n_roles, w->gen->cfg->n_roles == 1 ? "" : "s");
+	log_info("%s %s at %s: %zu role%s",
+		 w->start.mode == START_FIRST ? "mounted" : "serving again",
+		 w->config, w->mountpoint, w->gen->cfg->n_roles,
+		 w->gen->cfg->n_roles == 1 ? "" : "s");
 	rc = fs_face_serve(w->face);
 	if (rc == 1) {
 		log_info("the mount at %s is gone", w->mountpoint);

@@ -125,7 +125,7 @@ class TestSystemdUnit(CredfsTestCase):
         self.assertEqual(settings["CapabilityBoundingSet"], "CAP_SYS_ADMIN")
         self.assertEqual(settings["Restart"], "on-failure")
         self.assertEqual(settings["DeviceAllow"], "/dev/fuse rw")
-        self.assertIn("-o allow_other,auto_unmount /etc/creddaemon/credfs.conf /run/credfs",
+        self.assertIn("-o allow_other,auto_unmount /etc/credfs/credfs.conf /run/credfs",
                       settings["ExecStart"])
         # Each of these gives the service a private mount namespace, from
         # which the FUSE mount would never propagate to the host.

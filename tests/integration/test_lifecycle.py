@@ -1,0 +1,385 @@
+"""A mount that outlives the process serving it (docs/lifecycle.md): the
+worker killed again and again, a crash between reading a request and
+answering it, a takeover by a credfs of another version, the service
+manager's descriptor store, and what stops mean.  Readers loop the whole
+time and include reads that reach the daemon (metrics, whose attributes the
+kernel never keeps; status; roles never read before); every error and the
+longest pause are recorded."""
+import errno
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+from harness import (CREDFS, ROOT, CredfsTestCase, Mount, is_mounted, parse_credentials,
+                     wait_for, write_config)
+
+WAIT = 5
+
+
+def children(pid):
+    """Pids whose parent is pid."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(d))
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+
+def worker_of(m):
+    """The worker serving mount m (the supervisor's child running --worker)."""
+    for pid in children(m.proc.pid):
+        try:
+            with open("/proc/%d/cmdline" % pid, "rb") as f:
+                if b"--worker" in f.read():
+                    return pid
+        except OSError:
+            pass
+    return None
+
+
+class Readers:
+    """Threads reading m until stopped: every failure and the longest
+    single operation are kept."""
+
+    def __init__(self, m, roles, fresh_roles=()):
+        self.m, self.roles = m, list(roles)
+        self.fresh = list(fresh_roles)   # read once each, as time goes on
+        self.errors, self.pauses = [], []
+        self.ops = 0
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.loop, args=(k,)) for k in range(4)]
+
+    def op(self, fn, timed=True):
+        """timed: a read that needs no token endpoint, whose duration is a
+        pause the mount imposed (a first read of a role waits for STS)."""
+        t0 = time.monotonic()
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 - recorded for the test
+            with self.lock:
+                self.errors.append("%s %s" % (type(e).__name__, getattr(e, "errno", "")))
+        took = time.monotonic() - t0
+        with self.lock:
+            if timed:
+                self.pauses.append(took)
+            self.ops += 1
+
+    def loop(self, k):
+        m = self.m
+        i = 0
+        while not self.stop.is_set():
+            role = self.roles[i % len(self.roles)]
+            if k == 0:
+                self.op(lambda: m.read("metrics"))
+            elif k == 1:
+                self.op(lambda: m.status(role))
+            elif k == 2:
+                self.op(lambda: parse_credentials(m.read(role, "credentials"))["aws_access_key_id"])
+            else:
+                with self.lock:
+                    fresh = self.fresh.pop(0) if self.fresh else None
+                if fresh:
+                    self.op(lambda: parse_credentials(m.read(fresh, "credentials")), False)
+                else:
+                    self.op(lambda: os.listdir(m.mnt))
+            i += 1
+            time.sleep(0.005)
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join(30)
+
+    def longest(self):
+        return max(self.pauses) if self.pauses else 0.0
+
+
+class LifecycleCase(CredfsTestCase):
+    def setUp(self):
+        super().setUp()
+        self.runtime = tempfile.mkdtemp(prefix="credfs-runtime-", dir=self.dir)
+        os.chmod(self.runtime, 0o700)
+        self.env = dict(os.environ, CREDFS_RUNTIME_DIR=self.runtime)
+
+    def roles(self, n):
+        return {"r%02d" % i: "subject = s%d\n" % i for i in range(n)}
+
+    def start(self, roles, env=None, extra=(), name="mnt", defaults=""):
+        cfg = write_config(os.path.join(self.dir, name + ".conf"),
+                           self.config_text(roles=roles, defaults="wait_timeout = %d\n%s" % (WAIT, defaults)))
+        m = Mount(cfg, os.path.join(self.dir, name), list(extra), env=env or self.env)
+        self.mounts.append(m)
+        return m.start()
+
+    def assert_survived(self, readers, what):
+        self.assertEqual(readers.errors, [], "reads failed across %s" % what)
+        self.assertGreater(readers.ops, 50)
+        print("%s: %d reads, longest %.1f ms" % (what, readers.ops, readers.longest() * 1000),
+              flush=True)
+        self.assertLess(readers.longest(), 1.0, "a read was blocked for over a second")
+
+
+class TestWorkerDeath(LifecycleCase):
+    def test_sigkill_of_the_worker_is_survived(self):
+        roles = self.roles(40)
+        m = self.start(roles)
+        for r in list(roles)[:4]:
+            m.read(r, "credentials")
+        with Readers(m, list(roles)[:4], list(roles)[4:]) as rd:
+            for _ in range(8):
+                time.sleep(1.2)
+                w = worker_of(m)
+                self.assertIsNotNone(w, "no worker")
+                os.kill(w, signal.SIGKILL)
+                self.assertTrue(wait_for(lambda: worker_of(m) not in (None, w), 5),
+                                "no new worker")
+            time.sleep(0.5)
+        self.assert_survived(rd, "8 SIGKILLs of the worker")
+        self.assertTrue(is_mounted(m.mnt))
+        self.assertIn("killed by signal 9", m.output())
+
+    def test_a_crash_holding_a_request_is_answered_by_the_next_worker(self):
+        crash = os.path.join(self.dir, "crash-once")
+        open(crash, "w").close()
+        env = dict(self.env, CREDFS_TEST_CRASH_AFTER="60", CREDFS_TEST_CRASH_FILE=crash)
+        roles = self.roles(4)
+        m = self.start(roles, env=env)
+        with Readers(m, list(roles)) as rd:
+            self.assertTrue(wait_for(lambda: "killed by signal 6" in m.output(), 20),
+                            "the worker never crashed")
+            time.sleep(0.5)
+        # A request the dead worker held would hang its reader for good
+        # without the resend: no error and no long pause prove it was
+        # answered.
+        self.assert_survived(rd, "a crash between reading and answering")
+
+    def test_sigterm_of_the_supervisor_unmounts(self):
+        m = self.start(self.roles(1))
+        m.proc.send_signal(signal.SIGTERM)
+        self.assertEqual(m.proc.wait(10), 0)
+        self.assertFalse(is_mounted(m.mnt))
+        self.assertFalse(worker_of(m))
+
+    def test_auto_unmount_means_the_supervisor_is_gone(self):
+        m = self.start(self.roles(1), extra=["-o", "auto_unmount"])
+        m.read("r00", "credentials")
+        os.kill(worker_of(m), signal.SIGKILL)
+        time.sleep(1)
+        self.assertTrue(is_mounted(m.mnt), "a worker's death unmounted")
+        self.assertIn("aws_session_token", m.read("r00", "credentials"))
+        m.proc.kill()
+        m.proc.wait()
+        self.assertTrue(wait_for(lambda: not is_mounted(m.mnt), 10),
+                        "still mounted after the supervisor died")
+
+
+class TestTakeover(LifecycleCase):
+    @classmethod
+    def other_build(cls):
+        """credfs built from this source with another version string."""
+        d = os.path.join(ROOT, "build-other")
+        exe = os.path.join(d, "daemon", "credfs")
+        if not os.path.exists(os.path.join(d, "build.ninja")):
+            subprocess.run(["meson", "setup", d, "-Dversion_suffix=-other", "-Dtests=false"],
+                           cwd=ROOT, check=True, capture_output=True)
+        subprocess.run(["ninja", "-C", d, "daemon/credfs"], check=True, capture_output=True)
+        return exe
+
+    def takeover(self, m, exe=CREDFS, env=None, config=None, wait=True):
+        p = subprocess.Popen([exe, "takeover", "-f", config or m.config, m.mnt],
+                             stdout=open(m.log_path + ".takeover", "ab"),
+                             stderr=subprocess.STDOUT, env=env or self.env)
+        self.addCleanup(lambda: (p.poll() is None and p.kill(), p.wait()))
+        return p
+
+    def test_takeover_by_another_version_loses_no_read(self):
+        other = self.other_build()
+        roles = self.roles(30)
+        m = self.start(roles)
+        for r in list(roles)[:4]:
+            m.read(r, "credentials")
+        calls = self.proxy.count()
+        ino = os.stat(m.path("r01", "credentials")).st_ino
+        with Readers(m, list(roles)[:4], list(roles)[4:]) as rd:
+            time.sleep(0.5)
+            p = self.takeover(m, exe=other)
+            self.assertEqual(m.proc.wait(15), 0, "the old credfs did not hand over and exit")
+            time.sleep(1)
+        self.assert_survived(rd, "a takeover by another version")
+        self.assertIsNone(p.poll(), "the new credfs is not serving")
+        self.assertTrue(is_mounted(m.mnt))
+        out = subprocess.run([other, "--version"], capture_output=True, text=True).stdout
+        self.assertIn("-other", out)
+        # The roles in use were handed over, not renewed all at once.
+        st = m.status("r00")
+        self.assertEqual(st["state"], "valid")
+        self.assertLessEqual(self.proxy.count() - calls, 26 + 2,
+                             "roles in use were sent to STS again")
+        self.assertEqual(os.stat(m.path("r01", "credentials")).st_ino, ino)
+        # The new one stops on purpose and unmounts.
+        p.send_signal(signal.SIGTERM)
+        self.assertEqual(p.wait(10), 0)
+        self.assertFalse(is_mounted(m.mnt))
+
+    def test_takeover_exit_codes_and_refusals(self):
+        # No credfs serves the mountpoint: 3, and nothing changes.
+        lone = os.path.join(self.dir, "lone")
+        os.mkdir(lone)
+        cfg = write_config(os.path.join(self.dir, "lone.conf"), self.config_text())
+        r = subprocess.run([CREDFS, "takeover", "-f", cfg, lone], env=self.env,
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertIn("no credfs serves", r.stderr)
+        self.assertFalse(is_mounted(lone))
+        m = self.start(self.roles(2))
+        # A bad configuration: 2, and the old one keeps serving.
+        bad = write_config(os.path.join(self.dir, "bad.conf"), "[credfs]\nregion = nowhere!\n")
+        r = subprocess.run([CREDFS, "takeover", "-f", bad, m.mnt], env=self.env,
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("bad.conf:", r.stderr)
+        # An incompatible credfs: 2.
+        r = subprocess.run([CREDFS, "takeover", "-f", m.config, m.mnt],
+                           env=dict(self.env, CREDFS_TEST_FUSE_ABI="99"),
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 2, r.stderr)
+        self.assertIn("incompatible", r.stderr)
+        self.assertIsNone(m.proc.poll())
+        self.assertIn("aws_session_token", m.read("r00", "credentials"))
+
+    def test_two_racing_takeovers_one_wins(self):
+        m = self.start(self.roles(2))
+        ps = [self.takeover(m) for _ in range(2)]
+        self.assertEqual(m.proc.wait(20), 0)
+        time.sleep(1)
+        # One serves in the end: the other was refused while the first
+        # was taking over, or took over from it afterwards (and the first
+        # then handed over and left).
+        alive = [p for p in ps if p.poll() is None]
+        self.assertEqual(len(alive), 1, "%d takeovers serve" % len(alive))
+        self.assertIn("aws_session_token", m.read("r00", "credentials"))
+        alive[0].send_signal(signal.SIGTERM)
+        alive[0].wait(10)
+
+    def test_only_the_same_user_may_take_over(self):
+        m = self.start(self.roles(1))
+        sock = [os.path.join(self.runtime, f) for f in os.listdir(self.runtime)][0]
+        os.chmod(self.dir, 0o755)
+        os.chmod(self.runtime, 0o711)
+        os.chmod(sock, 0o666)
+        code = ("import socket,sys\ns=socket.socket(socket.AF_UNIX,socket.SOCK_SEQPACKET)\n"
+                "s.connect(sys.argv[1]); s.settimeout(5)\n"
+                "print(len(s.recv(100)))\n")
+        r = subprocess.run(["setpriv", "--reuid", "12345", "--regid", "12345", "--clear-groups",
+                            "/usr/bin/python3", "-c", code, sock],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.stdout.strip(), "0", "another user was answered: %r %r"
+                         % (r.stdout, r.stderr[-300:]))
+        self.assertIn("refusing a takeover by uid 12345", m.output())
+        self.assertIsNone(m.proc.poll())
+
+    def test_inode_numbers_survive_takeover_and_a_changed_configuration(self):
+        roles = self.roles(6)
+        m = self.start(roles)
+        before = {r: os.stat(m.path(r, "credentials")).st_ino for r in ("r02", "r04")}
+        changed = {"new%d" % i: "subject = n%d\n" % i for i in range(3)}
+        changed.update({r: roles[r] for r in ("r04", "r02")})      # reordered, others gone
+        cfg = write_config(os.path.join(self.dir, "changed.conf"),
+                           self.config_text(roles=changed, defaults="wait_timeout = %d\n" % WAIT))
+        p = self.takeover(m, config=cfg)
+        self.assertEqual(m.proc.wait(15), 0)
+        self.assertTrue(wait_for(lambda: "new0" in os.listdir(m.mnt), 10))
+        after = {r: os.stat(m.path(r, "credentials")).st_ino for r in ("r02", "r04")}
+        self.assertEqual(before, after)
+        self.assertFalse(os.path.exists(m.path("r00")))
+        p.send_signal(signal.SIGTERM)
+        p.wait(10)
+
+
+class TestServiceManager(LifecycleCase):
+    """systemd is not PID 1 here: its notification socket is played by the
+    test, which keeps what credfs stores in it, as systemd's descriptor
+    store does, and starts credfs again with them."""
+
+    def notify_socket(self):
+        path = os.path.join(self.dir, "notify.sock")
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        s.bind(path)
+        s.settimeout(0.2)
+        self.addCleanup(s.close)
+        return s, path
+
+    def collect(self, s, until, store, messages):
+        while time.monotonic() < until:
+            try:
+                msg, fds, _, _ = socket.recv_fds(s, 4096, 16)
+            except socket.timeout:
+                continue
+            text = msg.decode()
+            messages.append(text)
+            name = [l[7:] for l in text.split("\n") if l.startswith("FDNAME=")]
+            if "FDSTORE=1" in text and fds:
+                store.append((name[0] if name else "", fds[0]))
+            else:
+                for fd in fds:
+                    os.close(fd)
+
+    def test_ready_watchdog_and_the_mount_surviving_the_supervisor(self):
+        s, path = self.notify_socket()
+        env = dict(self.env, NOTIFY_SOCKET=path, WATCHDOG_USEC="1000000")
+        roles = self.roles(3)
+        m = self.start(roles, env=env)
+        store, messages = [], []
+        self.collect(s, time.monotonic() + 3, store, messages)
+        self.assertTrue(any("READY=1" in x for x in messages), messages)
+        self.assertGreaterEqual(sum("WATCHDOG=1" in x for x in messages), 3, "no watchdog beats")
+        names = [n for n, _ in store]
+        self.assertIn("fuse", names)
+        self.assertIn("state", names)
+        # The service dies whole, supervisor and worker; the store keeps
+        # the connection, so the mount stays and readers only wait.
+        with Readers(m, list(roles)) as rd:
+            w = worker_of(m)
+            m.proc.kill()
+            m.proc.wait()
+            self.assertTrue(wait_for(lambda: w is None or not os.path.exists("/proc/%d" % w), 5))
+            time.sleep(0.3)
+            names = [n for n, _ in store]
+            fds = [fd for _, fd in store]
+            env2 = dict(env, LISTEN_FDS=str(len(fds)), LISTEN_FDNAMES=":".join(names))
+            wrapper = ("import os,sys\nfds=[int(x) for x in sys.argv[1].split(',')]\n"
+                       "for i,fd in enumerate(fds): os.dup2(fd, 100+i)\n"
+                       "for i in range(len(fds)): os.dup2(100+i, 3+i); os.set_inheritable(3+i, True)\n"
+                       "os.environ['LISTEN_PID']=str(os.getpid())\n"
+                       "os.execv(sys.argv[2], sys.argv[2:])\n")
+            log = open(m.log_path + ".again", "wb")
+            p = subprocess.Popen(["/usr/bin/python3", "-c", wrapper, ",".join(map(str, fds)),
+                                  CREDFS, "-f", m.config, m.mnt],
+                                 pass_fds=fds, env=env2, stdout=log, stderr=subprocess.STDOUT)
+            self.addCleanup(lambda: (p.poll() is None and p.kill(), p.wait(), log.close()))
+            for fd in fds:
+                os.close(fd)
+            self.assertTrue(wait_for(lambda: worker_of(type("M", (), {"proc": p})) is not None, 10))
+            time.sleep(1)
+        self.assertEqual(rd.errors, [], "reads failed across the supervisor's death")
+        print("supervisor killed, resumed from the store: %d reads, longest %.1f ms"
+              % (rd.ops, rd.longest() * 1000), flush=True)
+        self.assertIn("aws_session_token", m.read("r00", "credentials"))
+        p.send_signal(signal.SIGTERM)
+        self.assertEqual(p.wait(10), 0)
+        self.assertFalse(is_mounted(m.mnt))
