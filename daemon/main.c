@@ -13,13 +13,12 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "buf.h"
 #include "cmdline.h"
 #include "commands.h"
 #include "daemon.h"
 #include "log.h"
+#include "mount.h"
 
-#define SECRET_HEAP_SIZE (1 << 20)	/* room for a few hundred roles */
 
 static const char usage_text[] =
 	"usage: credfs [-f] [-d] [-o OPT[,OPT...]] CONFIG MOUNTPOINT\n"
@@ -58,26 +57,6 @@ static void forbid_core_dumps(void)
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 }
 
-/* Keys, session tokens and JWTs go to OpenSSL's secure heap: locked in
- * memory where the system allows it (never swapped) and left out of core
- * dumps.  Must run before the configuration (and its keys) is loaded.
- * Failure is not fatal: secrets are still wiped before they are freed. */
-static void lock_secret_memory(void)
-{
-	switch (secret_heap_init(SECRET_HEAP_SIZE)) {
-	case 1:
-		log_debug("secrets: %d KiB secure heap, locked in memory",
-			  SECRET_HEAP_SIZE / 1024);
-		break;
-	case 2:
-		log_debug("secrets: secure heap not locked in memory (RLIMIT_MEMLOCK)");
-		break;
-	default:
-		log_debug("secrets: no secure heap; secrets use ordinary memory");
-		break;
-	}
-}
-
 /* CONFIG and MOUNTPOINT made absolute (the daemon changes to "/", and a
  * role's config names files under the mountpoint). */
 static int resolve(const struct mount_cmdline *c, struct daemon_opts *o)
@@ -86,7 +65,9 @@ static int resolve(const struct mount_cmdline *c, struct daemon_opts *o)
 		fprintf(stderr, "credfs: %s: %s\n", c->config, strerror(errno));
 		return EXIT_USAGE;
 	}
-	if (!realpath(c->mountpoint, o->mountpoint)) {
+	if (fs_mount_is_passed(c->mountpoint)) {
+		snprintf(o->mountpoint, sizeof(o->mountpoint), "%s", c->mountpoint);
+	} else if (!realpath(c->mountpoint, o->mountpoint)) {
 		fprintf(stderr, "credfs: %s: %s\n", c->mountpoint, strerror(errno));
 		return EXIT_USAGE;
 	}
@@ -122,10 +103,8 @@ static int mount_command(int argc, char **argv, int takeover)
 int main(int argc, char **argv)
 {
 	forbid_core_dumps();
-	if (argc >= 2 && strcmp(argv[1], "--worker") == 0) {
-		lock_secret_memory();
+	if (argc >= 2 && strcmp(argv[1], "--worker") == 0)
 		return worker_main(argc - 1, argv + 1);
-	}
 	if (argc >= 2) {
 		if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 			printf("%s", usage_text);

@@ -272,11 +272,15 @@ static void stop_on_purpose(struct supervisor *s)
 {
 	s->stopping = 1;
 	supervisor_stop_worker(s);
-	if (!s->connection_gone && fs_unmount(s->o->mountpoint))
-		log_warn("unmounting %s failed: error %d", s->o->mountpoint, errno);
 	if (sd_notify_enabled())
 		sd_send("STOPPING=1\nFDSTOREREMOVE=1\nFDNAME=fuse", NULL, 0);
-	log_info("unmounted %s", s->o->mountpoint);
+	if (fs_mount_is_passed(s->o->mountpoint)) {
+		log_info("stopped serving %s (its mount is its maker's)", s->o->mountpoint);
+	} else {
+		if (!s->connection_gone && fs_unmount(s->o->mountpoint))
+			log_warn("unmounting %s failed: error %d", s->o->mountpoint, errno);
+		log_info("unmounted %s", s->o->mountpoint);
+	}
 	s->done = 1;
 }
 
@@ -506,7 +510,8 @@ static int start_fresh(struct supervisor *s)
 	}
 	if (supervisor_start_worker(s, START_FIRST, 0, -1) ||
 	    supervisor_wait_worker(s, CTL_SERVING, &status)) {
-		fs_unmount(s->o->mountpoint);
+		if (!fs_mount_is_passed(s->o->mountpoint))
+			fs_unmount(s->o->mountpoint);
 		return EXIT_RUNTIME;
 	}
 	return 0;

@@ -54,6 +54,7 @@ struct supervisor {
 	char handover_path[108];
 	int peer_fd;			/* a successor talking to us */
 	int peer_stage;
+	char peer_version[64];	/* the successor's, from its HELLO */
 
 	int connection_gone;
 	int stopping;

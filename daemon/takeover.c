@@ -101,6 +101,8 @@ int handover_listen(struct supervisor *s)
 	struct sockaddr_un sa;
 	int fd;
 
+	if (fs_mount_is_passed(s->o->mountpoint))
+		return 0;	/* "/dev/fd/N" names no mount another process could find */
 	if (handover_path(s->o->mountpoint, s->handover_path, sizeof(s->handover_path))) {
 		log_warn("no handover socket for %s (error %d): takeover will not find this mount",
 			 s->o->mountpoint, errno);
@@ -175,6 +177,11 @@ static void offer(struct supervisor *s, const struct ctl_msg *m)
 		drop_peer(s, NULL);
 		return;
 	}
+	memcpy(s->peer_version, h.version, sizeof(s->peer_version));
+	s->peer_version[sizeof(s->peer_version) - 1] = '\0';
+	for (char *c = s->peer_version; *c; c++)	/* it goes to the log */
+		if (*c < 0x20 || *c > 0x7e)
+			*c = '?';
 	of.has_guard = s->m.guard >= 0;
 	of.n_listeners = (uint32_t)s->n_listeners;
 	of.init_len = (uint32_t)s->init.len;
@@ -212,7 +219,7 @@ static void release(struct supervisor *s)
 	for (size_t i = 0; i < s->n_listeners; i++)
 		close(s->listeners[i]);
 	s->n_listeners = 0;
-	log_info("handed %s over to a successor", s->o->mountpoint);
+	log_info("handed %s over to credfs %s", s->o->mountpoint, s->peer_version);
 	/* A container's main process that ended now would be started again
 	 * by its pod, and take the mount back: as PID 1, or when told to
 	 * (CREDFS_AFTER_HANDOVER=wait), it waits for its SIGTERM instead. */

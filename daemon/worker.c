@@ -28,6 +28,8 @@
 #include "log.h"
 #include "reload.h"
 
+#define SECRET_HEAP_SIZE (1 << 20)	/* room for a few hundred roles */
+
 #define CTL_FD 3
 #define HEARTBEAT_MS 1000
 #define IMPORT_TIMEOUT_MS 3000
@@ -73,7 +75,8 @@ static void *ctl_main(void *arg)
 			} else if (errno == EINTR || errno == EAGAIN) {
 				continue;
 			}
-			log_warn("the supervisor is gone: stopping");
+			if (!atomic_load(&w->stopping))	/* not our own end */
+				log_warn("the supervisor is gone: stopping");
 			break;
 		}
 		if (m.type == CTL_STOP) {
@@ -225,6 +228,7 @@ static int serve(struct worker *w)
 	rc = fs_face_serve(w->face);
 	if (rc == 1) {
 		log_info("the mount at %s is gone", w->mountpoint);
+		atomic_store(&w->stopping, 1);
 		if (ctl_send(w->ctl, CTL_GONE, NULL, 0, NULL, 0)) {
 			/* The supervisor sees it itself. */
 		}
@@ -256,6 +260,27 @@ static void teardown(struct worker *w)
 		close(w->creds_fd);
 }
 
+/* Secrets live in the worker alone.  Keys, session tokens and JWTs go to
+ * OpenSSL's secure heap: locked in
+ * memory where the system allows it (never swapped) and left out of core
+ * dumps.  Must run before the configuration (and its keys) is loaded.
+ * Failure is not fatal: secrets are still wiped before they are freed. */
+static void lock_secret_memory(void)
+{
+	switch (secret_heap_init(SECRET_HEAP_SIZE)) {
+	case 1:
+		log_debug("secrets: %d KiB secure heap, locked in memory",
+			  SECRET_HEAP_SIZE / 1024);
+		break;
+	case 2:
+		log_debug("secrets: secure heap not locked in memory (RLIMIT_MEMLOCK)");
+		break;
+	default:
+		log_debug("secrets: no secure heap; secrets use ordinary memory");
+		break;
+	}
+}
+
 /* credfs --worker [-d] [--detached] CONFIG MOUNTPOINT */
 int worker_main(int argc, char **argv)
 {
@@ -276,6 +301,7 @@ int worker_main(int argc, char **argv)
 	w.mountpoint = argv[i + 1];
 	fcntl(w.ctl, F_SETFD, FD_CLOEXEC);
 	log_open("credfs", 0, w.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+	lock_secret_memory();
 	worker_signals(&w);
 	if (generation_load(w.config, &w.gen, &err)) {
 		cfg_error_format(&err, msg, sizeof(msg));

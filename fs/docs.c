@@ -21,6 +21,7 @@ struct doc_entry {
 	uint32_t steady;		/* 0: none yet */
 	unsigned busy;			/* requests being answered */
 	unsigned due;			/* DOCS_ATTRS | DOCS_PAGES waiting for them */
+	uint64_t due_version;		/* what caused them; 0: unconditional */
 	int revoked;
 	uint64_t shown;			/* highest version the kernel was told of */
 };
@@ -249,22 +250,25 @@ void docs_busy_begin(struct docs *ds, uint64_t ino)
 	pthread_mutex_unlock(&ds->lock);
 }
 
-unsigned docs_busy_end(struct docs *ds, uint64_t ino)
+unsigned docs_busy_end(struct docs *ds, uint64_t ino, uint64_t *version)
 {
 	struct doc_entry *e;
 	unsigned due = 0;
 
+	*version = 0;
 	pthread_mutex_lock(&ds->lock);
 	e = find(ds, ino);
 	if (e && e->busy && --e->busy == 0) {
 		due = e->due;
+		*version = e->due_version;
 		e->due = 0;
+		e->due_version = 0;
 	}
 	pthread_mutex_unlock(&ds->lock);
 	return due;
 }
 
-int docs_defer(struct docs *ds, uint64_t ino, unsigned what)
+int docs_defer(struct docs *ds, uint64_t ino, unsigned what, uint64_t version)
 {
 	struct doc_entry *e;
 	int deferred = 0;
@@ -272,6 +276,11 @@ int docs_defer(struct docs *ds, uint64_t ino, unsigned what)
 	pthread_mutex_lock(&ds->lock);
 	e = find(ds, ino);
 	if (e && e->busy) {
+		/* Unconditional wins; else the newest version decides. */
+		if (!e->due)
+			e->due_version = version;
+		else if (e->due_version && (!version || version > e->due_version))
+			e->due_version = version;
 		e->due |= what;
 		deferred = 1;
 	}

@@ -81,10 +81,15 @@ size_t docs_known_size(struct docs *ds, uint64_t ino);
 #define DOCS_ATTRS 1
 #define DOCS_PAGES 2
 void docs_busy_begin(struct docs *ds, uint64_t ino);
-unsigned docs_busy_end(struct docs *ds, uint64_t ino);
+unsigned docs_busy_end(struct docs *ds, uint64_t ino, uint64_t *version);
 /* 0 if what (DOCS_ATTRS or DOCS_PAGES) of ino may be invalidated now;
- * else 1, and it is remembered for docs_busy_end. */
-int docs_defer(struct docs *ds, uint64_t ino, unsigned what);
+ * else 1, and it is remembered for docs_busy_end with the version that
+ * caused it (0: unconditional).  The version matters: the request that
+ * held it up has usually just told the kernel of that very version, and
+ * an invalidation sent then would land between the answer and the
+ * moment the kernel applies it (in the asking task, later), which drops
+ * the answer. */
+int docs_defer(struct docs *ds, uint64_t ino, unsigned what, uint64_t version) WUR;
 
 /* Files whose role's owner or mode a reload changed: the kernel may keep
  * their attributes no time at all from then on, so every read of them

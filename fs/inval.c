@@ -95,12 +95,12 @@ void inval_ino(struct invalidator *iv, uint64_t ino, int pages)
 		push(&iv->pages, &ino, 1, 0);
 }
 
-void inval_due(struct invalidator *iv, uint64_t ino, unsigned what)
+void inval_due(struct invalidator *iv, uint64_t ino, unsigned what, uint64_t version)
 {
 	if (what & DOCS_ATTRS)
-		push(&iv->attrs, &ino, 1, 0);
+		push(&iv->attrs, &ino, 1, version);
 	if (what & DOCS_PAGES)
-		push(&iv->pages, &ino, 1, 0);
+		push(&iv->pages, &ino, 1, version);
 }
 
 void inval_role(void *arg, struct role *r, unsigned what, uint64_t version)
@@ -145,7 +145,7 @@ static int invalidate(struct lane *l, const struct pending *p)
 	if (p->version && docs_shown(&iv->fs->docs, p->ino, p->version))
 		return 0;
 	if (!l->pages) {
-		if (docs_defer(&iv->fs->docs, p->ino, DOCS_ATTRS))
+		if (docs_defer(&iv->fs->docs, p->ino, DOCS_ATTRS, p->version))
 			return 0;	/* queued again when its requests end */
 		/* A negative offset: attributes only, no page is touched. */
 		r = fuse_lowlevel_notify_inval_inode(iv->se, p->ino, -1, 0);
@@ -154,7 +154,7 @@ static int invalidate(struct lane *l, const struct pending *p)
 				 (unsigned long long)p->ino, -r);
 		return 0;
 	}
-	if (docs_defer(&iv->fs->docs, p->ino, DOCS_PAGES))
+	if (docs_defer(&iv->fs->docs, p->ino, DOCS_PAGES, p->version))
 		return 0;	/* queued again when its requests end */
 	r = fuse_lowlevel_notify_inval_inode(iv->se, p->ino, 0, 0);
 	if (!expected(r))

@@ -37,8 +37,8 @@ struct invalidator *inval_start(struct fuse_session *se, struct credfs *fs);
 void inval_role(void *arg, struct role *r, unsigned what, uint64_t version);
 /* Queues an invalidation of ino: its attributes, and its pages if pages. */
 void inval_ino(struct invalidator *iv, uint64_t ino, int pages);
-/* Queues what docs_busy_end() said is due for ino. */
-void inval_due(struct invalidator *iv, uint64_t ino, unsigned what);
+/* Queues what docs_busy_end() said is due for ino, and why (version). */
+void inval_due(struct invalidator *iv, uint64_t ino, unsigned what, uint64_t version);
 /* Stops the thread and frees it; pending work is dropped. */
 void inval_stop(struct invalidator *iv);
 

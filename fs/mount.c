@@ -121,6 +121,21 @@ out:
 	return rc;
 }
 
+int fs_mount_is_passed(const char *mountpoint)
+{
+	const char *n = mountpoint;
+
+	if (strncmp(n, "/dev/fd/", 8))
+		return 0;
+	n += 8;
+	if (!*n)
+		return 0;
+	for (; *n; n++)
+		if (*n < '0' || *n > '9')
+			return 0;
+	return 1;
+}
+
 int fs_unmount(const char *mountpoint)
 {
 	pid_t pid;

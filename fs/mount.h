@@ -30,6 +30,12 @@ struct fs_mount {
 int fs_mount(const char *mountpoint, const char *fsname, const char *user_opts,
 	     int debug, struct fs_mount *out) WUR;
 
+/* Whether mountpoint is "/dev/fd/N": libfuse's way for a caller that
+ * mounted itself and passes the descriptor (a daemon without the right to
+ * mount).  Such a mount is the caller's: credfs serves it and never
+ * unmounts it. */
+int fs_mount_is_passed(const char *mountpoint);
+
 /* Unmounts mountpoint (lazily: readers in flight finish).  0 or -1. */
 int fs_unmount(const char *mountpoint);
 

@@ -190,10 +190,11 @@ static void credfs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 /* A request about ino ended: queue the invalidations it held up. */
 static void busy_end(struct credfs *fs, fuse_ino_t ino)
 {
-	unsigned due = docs_busy_end(&fs->docs, ino);
+	uint64_t version;
+	unsigned due = docs_busy_end(&fs->docs, ino, &version);
 
 	if (due && fs->inval)
-		inval_due(fs->inval, ino, due);
+		inval_due(fs->inval, ino, due, version);
 }
 
 static int do_getattr(struct credfs *fs, fuse_ino_t ino, fuse_req_t reader,

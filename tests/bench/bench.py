@@ -20,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 
@@ -115,13 +116,13 @@ class Bench:
                      % (name, arn(name), name, body))
         return text + extra_roles_text
 
-    def mount(self, name, text):
+    def mount(self, name, text, env=None):
         """Mounts text as a config at DIR/name; returns (mount, seconds
         from exec to the mount appearing in /proc/self/mountinfo)."""
         cfg = os.path.join(self.dir, name + ".conf")
         with open(cfg, "w") as f:
             f.write(text)
-        m = Mount(self.credfs, cfg, os.path.join(self.dir, name))
+        m = Mount(self.credfs, cfg, os.path.join(self.dir, name), env)
         ready = m.start(self.note_pid)
         self.mounts.append(m)
         return m, ready
@@ -530,6 +531,77 @@ class Bench:
             tpm.stop()
 
 
+    # -- figure 8: the mount across deaths and takeovers --------------------
+
+    def under_readers(self, m, seconds, events):
+        """readloop's latency mode on m for `seconds` while events() runs;
+        per path its figures."""
+        paths = [m.path("metrics"), m.path("r0", "status"), m.path("r1", "credentials"),
+                 m.path("r2", "token")]
+        out = {}
+        t = threading.Thread(target=lambda: out.update(
+            zip(paths, self.latency(seconds, 4, paths))))
+        t.start()
+        time.sleep(1)
+        events()
+        t.join()
+        return [out[p] for p in paths]
+
+    def report_pauses(self, label, figures, quiet):
+        """One line: the longest read and the errors across label, beside
+        the same readers with nothing happening."""
+        longest = max(f["max_ns"] for f in figures) / 1e6
+        errors = sum(f["errors"] for f in figures)
+        reads = sum(f["reads"] for f in figures)
+        calm = max(f["max_ns"] for f in quiet) / 1e6
+        self.report("8 %s: %d reads, %d failed, longest %.1f ms (%.1f ms with nothing "
+                    "happening, ratio %.1f) (target 0 failed, longest < 1000 ms)"
+                    % (label, reads, errors, longest, calm, longest / max(calm, 0.001)),
+                    errors == 0 and longest < 1000)
+
+    def fig8_restarts(self, kills=6, takeovers=3):
+        """Four readers on files that reach the daemon (metrics every time,
+        status and token after their 1 s attribute timeout, credentials)
+        while the serving process is SIGKILLed, then while credfs takes its
+        own mount over again and again."""
+        runtime = os.path.join(self.dir, "runtime")
+        os.makedirs(runtime, mode=0o700, exist_ok=True)
+        env = dict(os.environ, CREDFS_RUNTIME_DIR=runtime)
+        m, _ = self.mount("restart", self.config({"r%d" % i: "" for i in range(8)}), env=env)
+        for i in range(3):
+            m.read("r%d" % i, "credentials")
+        quiet = self.under_readers(m, 6, lambda: None)
+
+        def kill_workers():
+            for _ in range(kills):
+                w = harness.worker_of(m.proc.pid)
+                if w is None:
+                    raise RuntimeError("no worker under %d" % m.proc.pid)
+                os.kill(w, signal.SIGKILL)
+                deadline = time.monotonic() + 5
+                while harness.worker_of(m.proc.pid) in (None, w):
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("no new worker within 5 s")
+                    time.sleep(0.01)
+                time.sleep(1.5)
+        figures = self.under_readers(m, 2 + kills * 1.6, kill_workers)
+        self.report_pauses("across %d SIGKILLs of the worker" % kills, figures, quiet)
+
+        def take_over():
+            for _ in range(takeovers):
+                old = m.proc
+                p = subprocess.Popen([self.credfs, "takeover", "-f", m.config, m.mnt],
+                                     stdout=m.log, stderr=subprocess.STDOUT, env=env)
+                self.note_pid(p.pid)
+                if old.wait(15) != 0:
+                    raise RuntimeError("the old credfs did not hand over")
+                m.proc = p
+                time.sleep(1.5)
+        figures = self.under_readers(m, 2 + takeovers * 1.6, take_over)
+        self.report_pauses("across %d takeovers" % takeovers, figures, quiet)
+        self.unmount(m)
+
+
 def loadavg():
     with open("/proc/loadavg") as f:
         return " ".join(f.read().split()[:3])
@@ -545,15 +617,16 @@ class Mount(harness.Mount):
     """The tests' mount (stop() always unmounts: fusermount3 -u, -uz, then
     kill), timed from exec to /proc/self/mountinfo."""
 
-    def __init__(self, credfs, config, mnt):
-        super().__init__(config, mnt)
+    def __init__(self, credfs, config, mnt, env=None):
+        super().__init__(config, mnt, env=env)
         self.args = [credfs, "-f", config, mnt]
 
     def start(self, note_pid, timeout=20):
         os.makedirs(self.mnt, exist_ok=True)
         self.log = open(self.log_path, "ab")
         t0 = time.perf_counter()
-        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=self.env)
         note_pid(self.proc.pid)
         while time.perf_counter() - t0 < timeout:
             if is_mounted(self.mnt):
@@ -616,6 +689,7 @@ FIGURES = {
     "5": "fig5_cold_read",
     "6": "fig6_cli",
     "7": "fig7_tpm",
+    "8": "fig8_restarts",
 }
 
 

@@ -19,6 +19,7 @@ CREDFS = os.environ.get("CREDFS_BIN", os.path.join(ROOT, "build", "daemon", "cre
 AWS_CLI = "/usr/bin/aws"
 SYSTEM_PYTHON = "/usr/bin/python3"   # Debian's, with python3-jwt
 ACCOUNT = "123456789012"
+ARN = "arn:aws:sts::" + ACCOUNT + ":assumed-role/%s-role/%s"   # % (role, session name)
 SANITIZER_REPORT = re.compile(r"ERROR: (Address|Leak|Thread)Sanitizer|runtime error: ")
 
 
@@ -185,11 +186,37 @@ class CredfsTestCase(unittest.TestCase):
         self.dir = tempfile.mkdtemp(prefix="credfs-test-")
         self.key = keygen(os.path.join(self.dir, "signer.pem"))
         self.mounts = []
+        self.binds = []
+        self.first = []
+
+    def before_unmount(self, fn):
+        """fn() runs at tearDown, before bind mounts and mounts are undone and
+        the temp dir removed (addCleanup's run after all that): for what
+        holds a mount or would hang a walk of the temp dir."""
+        self.first.append(fn)
 
     def tearDown(self):
+        for fn in reversed(self.first):
+            fn()
+        # Bind mounts next: a bind holds the credfs mount it was made of.
+        for target in reversed(self.binds):
+            if subprocess.run(["umount", target], capture_output=True).returncode != 0:
+                subprocess.run(["umount", "-l", target], capture_output=True)
         for m in reversed(self.mounts):
             m.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    def bind(self, source, target):
+        """mount --bind source target (what docker -v does), undone at tearDown."""
+        if not os.path.exists(target):
+            if os.path.isdir(source):
+                os.makedirs(target)
+            else:
+                open(target, "w").close()
+        r = subprocess.run(["mount", "--bind", source, target], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.binds.append(target)
+        return target
 
     def config_text(self, roles=None, endpoint=None, defaults="", key=None, signer_extra=""):
         endpoint = endpoint or self.proxy.url
@@ -237,6 +264,25 @@ def read_errno(path):
     except OSError as e:
         return e.errno
     return 0
+
+
+def worker_of(supervisor):
+    """The pid of the worker (credfs --worker) of the supervisor with pid
+    supervisor, or None."""
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % d) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            if ppid != supervisor:
+                continue
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                if b"--worker" in f.read():
+                    return int(d)
+        except (OSError, IndexError, ValueError):
+            pass
+    return None
 
 
 def wait_for(predicate, timeout=10.0, step=0.1):

@@ -12,6 +12,7 @@ stop() always ends the process (SIGTERM, then SIGKILL); restart() starts
 the same TPM again, state and ports kept, so keys it made load again."""
 import ctypes
 import os
+import random
 import shutil
 import signal
 import socket
@@ -37,13 +38,19 @@ def die_with_parent():
 
 
 def free_port_pair():
-    """A port p such that p and p + 1 are both free on 127.0.0.1."""
+    """A port p such that p and p + 1 are both free on 127.0.0.1, below the
+    ephemeral range: restart() must find them free again after swtpm was
+    stopped, so no port another test binds to 0 (or a client's own end of a
+    connection) may take them meanwhile."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low, high = map(int, f.read().split())
+    span = (10000, low - 2) if low > 12000 else (high + 1, 65534)
+    rng = random.Random(os.getpid() ^ time.monotonic_ns())
     for _ in range(100):
-        a = socket.socket()
-        a.bind(("127.0.0.1", 0))
-        port = a.getsockname()[1]
-        b = socket.socket()
+        port = rng.randrange(*span)
+        a, b = socket.socket(), socket.socket()
         try:
+            a.bind(("127.0.0.1", port))
             b.bind(("127.0.0.1", port + 1))
             return port
         except OSError:

@@ -13,11 +13,10 @@ import time
 
 import boto3
 
-from harness import AWS_CLI, ROOT, CredfsTestCase, clean_aws_env, is_mounted, keygen
+from harness import ARN, AWS_CLI, CredfsTestCase, clean_aws_env, keygen
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 JS_DIR = os.path.join(HERE, "js")
-ARN = "arn:aws:sts::123456789012:assumed-role/%s-role/%s"
 
 # Renew every ~9 s while read: 1% of a 900 s session.  botocore re-runs
 # credential_process on every call when fewer than 15 minutes remain, which
@@ -70,27 +69,7 @@ def key_id(credentials_text):
     raise AssertionError("no aws_access_key_id in the credentials file")
 
 
-class BindMountCase(CredfsTestCase):
-    """Bind mounts made with self.bind() are undone before credfs unmounts."""
-
-    def setUp(self):
-        super().setUp()
-        self.binds = []
-
-    def tearDown(self):
-        for target in reversed(self.binds):
-            if subprocess.run(["umount", target], capture_output=True).returncode != 0:
-                subprocess.run(["umount", "-l", target], capture_output=True)
-        super().tearDown()
-
-    def bind(self, source, target):
-        r = subprocess.run(["mount", "--bind", source, target], capture_output=True, text=True)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        self.binds.append(target)
-        return target
-
-
-class TestCli(BindMountCase):
+class TestCli(CredfsTestCase):
     def run_cli(self, cli, env):
         out = subprocess.run([cli, "sts", "get-caller-identity", "--endpoint-url",
                               self.moto.url, "--output", "json"],
@@ -147,7 +126,7 @@ class TestCli(BindMountCase):
         self.assertGreaterEqual(m.status("app")["renewals"], 2)
 
 
-class TestBoto3(BindMountCase):
+class TestBoto3(CredfsTestCase):
     def test_long_running_session_renews_through_credential_process(self):
         m = self.mount(defaults=FAST_RENEWAL,
                        roles={"app": "subject = system:serviceaccount:prod:app\n"

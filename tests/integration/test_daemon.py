@@ -8,12 +8,11 @@ import ctypes
 import errno
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
 
-from harness import CREDFS, CredfsTestCase, Mount, is_mounted, write_config
+from harness import CREDFS, CredfsTestCase, is_mounted, parse_credentials, worker_of, write_config
 from sts_proxy import Fault
 
 ROLE_FILES = ["config", "credentials", "env", "expiry", "process.json", "status", "token"]
@@ -45,6 +44,24 @@ def max_core_size(pid):
     return None
 
 
+def read_memory(pid):
+    """The readable, writable private mappings of pid (heap, stacks, data):
+    where a secret would be."""
+    out = []
+    with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb", 0) as mem:
+        for line in maps:
+            fields = line.split()
+            if not fields[1].startswith("rw"):
+                continue
+            lo, hi = (int(x, 16) for x in fields[0].split("-"))
+            try:
+                mem.seek(lo)
+                out.append(mem.read(hi - lo))
+            except (OSError, ValueError, OverflowError):
+                pass      # [vvar] and the like
+    return b"".join(out)
+
+
 def find_daemon(config, mnt):
     """The pid of the credfs whose command line ends with config mnt."""
     for entry in os.listdir("/proc"):
@@ -67,7 +84,7 @@ class TestSignals(CredfsTestCase):
         m.proc.send_signal(sig)
         self.assertEqual(m.proc.wait(10), 0)
         self.assertFalse(is_mounted(m.mnt))
-        self.assertIn("unmounting", m.output())
+        self.assertIn("unmounted " + m.mnt, m.output())
         # The mount point is an ordinary empty directory again.
         self.assertEqual(os.listdir(m.mnt), [])
 
@@ -91,6 +108,8 @@ class TestSignals(CredfsTestCase):
         self.assertTrue(again.read("app", "credentials") != first, "the same credentials")
 
     def test_kill_9_without_auto_unmount_is_cleaned_up_by_fusermount(self):
+        """The supervisor itself killed, with no service manager keeping the
+        connection: the mount is lost (docs/lifecycle.md), and says so."""
         m = self.mount()
         m.read("app", "credentials")
         m.proc.kill()
@@ -118,7 +137,7 @@ class TestBackground(CredfsTestCase):
                 subprocess.run(["fusermount3", "-uz", mnt], capture_output=True)
             if pid and find_daemon(cfg, mnt) == pid:
                 os.kill(pid, signal.SIGKILL)
-        self.addCleanup(cleanup)
+        self.before_unmount(cleanup)
 
         r = subprocess.run([CREDFS, cfg, mnt], capture_output=True, text=True, timeout=20)
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -128,8 +147,12 @@ class TestBackground(CredfsTestCase):
         with open(os.path.join(mnt, "app", "credentials")) as f:
             self.assertTrue("aws_session_token" in f.read(), "no credentials")
         self.assertEqual(max_core_size(pid), ["0", "0"])
-        # Memory locks do not survive fork(): the daemon locks again.
-        self.assertGreaterEqual(int(proc_status(pid, "VmLck").split()[0]), 1024)
+        # Memory locks do not survive fork(): the worker, started after
+        # the daemon detached, locks its own.
+        worker = worker_of(pid)
+        self.assertIsNotNone(worker, "no worker")
+        self.assertEqual(max_core_size(worker), ["0", "0"])
+        self.assertGreaterEqual(int(proc_status(worker, "VmLck").split()[0]), 1024)
         subprocess.run(["fusermount3", "-u", mnt], check=True)
         self.assertTrue(wait_until(lambda: find_daemon(cfg, mnt) is None, 10),
                         "the daemon did not exit after unmount")
@@ -231,7 +254,9 @@ class TestSecretHygiene(CredfsTestCase):
         mnt = os.path.join(self.dir, "user")
         os.mkdir(mnt)
         fd = os.open("/dev/fuse", os.O_RDWR)
-        self.addCleanup(os.close, fd)
+        # Closing it aborts the connection: a credfs that never answered
+        # cannot hang the walk of the temp dir.
+        self.before_unmount(lambda: os.close(fd))
         libc = ctypes.CDLL(None, use_errno=True)
         opts = ("fd=%d,rootmode=40000,user_id=%d,group_id=%d,default_permissions,allow_other"
                 % (fd, uid, uid))
@@ -251,19 +276,26 @@ class TestSecretHygiene(CredfsTestCase):
                 proc.kill()
             proc.wait()
             log.close()
-        self.addCleanup(cleanup)
+        self.before_unmount(cleanup)
 
-        self.assertTrue(wait_until(lambda: proc.poll() is not None or
-                                   "app" in os.listdir(mnt), 10), "the mount never answered")
+        # ls, not a listing of our own: a mount that never answers would
+        # block this process, which holds the descriptor, for good.
+        self.assertTrue(wait_until(lambda: proc.poll() is not None or "app" in subprocess.run(
+            ["timeout", "-s", "KILL", "5", "ls", mnt], capture_output=True, text=True).stdout, 10),
+            "the mount never answered")
         self.assertIsNone(proc.poll())
         pid = proc.pid       # setpriv execs credfs: same pid
         self.assertEqual(proc_status(pid, "Uid").split()[0], str(uid))
         with open(os.path.join(mnt, "app", "credentials")) as f:
             self.assertTrue("aws_session_token" in f.read(), "no credentials")
-        for name in ("mem", "environ", "maps"):
-            st = os.stat("/proc/%d/%s" % (pid, name))
-            self.assertEqual((st.st_uid, st.st_gid), (0, 0), "/proc/PID/%s" % name)
-        self.assertEqual(max_core_size(pid), ["0", "0"])
+        worker = worker_of(pid)
+        self.assertIsNotNone(worker, "no worker")
+        for p in (pid, worker):
+            self.assertEqual(proc_status(p, "Uid").split()[0], str(uid))
+            for name in ("mem", "environ", "maps"):
+                st = os.stat("/proc/%d/%s" % (p, name))
+                self.assertEqual((st.st_uid, st.st_gid), (0, 0), "/proc/%d/%s" % (p, name))
+            self.assertEqual(max_core_size(p), ["0", "0"])
         # A dumpable process of the same user shows its own uid there.
         sleeper = subprocess.Popen(["setpriv", "--reuid", str(uid), "--regid", str(uid),
                                     "--clear-groups", "sleep", "30"])
@@ -274,10 +306,26 @@ class TestSecretHygiene(CredfsTestCase):
             sleeper.kill()
             sleeper.wait()
 
+    def test_the_supervisor_holds_no_secret(self):
+        """The process that outlives workers never sees a credential: its
+        whole writable memory is searched for the ones just served."""
+        m = self.mount()
+        creds = parse_credentials(m.read("app", "credentials"))
+        token = m.read("app", "token")
+        secrets = [creds["aws_secret_access_key"], creds["aws_session_token"][:40],
+                   token.split(".")[2][:40]]
+        memory = read_memory(m.proc.pid)
+        self.assertGreater(len(memory), 100000)
+        for s in secrets:
+            self.assertNotIn(s.encode(), memory, "a secret in the supervisor's memory")
+        # The search finds them where they are.
+        worker = read_memory(worker_of(m.proc.pid))
+        self.assertIn(secrets[0].encode(), worker)
+
     def test_secrets_live_in_locked_memory_left_out_of_dumps(self):
         m = self.mount()
         m.read("app", "credentials")
-        pid = m.proc.pid
+        pid = worker_of(m.proc.pid)   # the worker holds them, the supervisor none
         self.assertGreaterEqual(int(proc_status(pid, "VmLck").split()[0]), 1024)
         # The secure heap: a 1 MiB mapping, locked ("lo") and excluded from
         # core dumps ("dd").

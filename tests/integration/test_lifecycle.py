@@ -5,7 +5,7 @@ manager's descriptor store, and what stops mean.  Readers loop the whole
 time and include reads that reach the daemon (metrics, whose attributes the
 kernel never keeps; status; roles never read before); every error and the
 longest pause are recorded."""
-import errno
+import json
 import os
 import signal
 import socket
@@ -15,49 +15,62 @@ import threading
 import time
 
 from harness import (CREDFS, ROOT, CredfsTestCase, Mount, is_mounted, parse_credentials,
-                     wait_for, write_config)
+                     wait_for, worker_of, write_config)
 
 WAIT = 5
 
 
-def children(pid):
-    """Pids whose parent is pid."""
-    out = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            try:
-                with open("/proc/%s/stat" % d) as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        out.append(int(d))
-            except (OSError, IndexError, ValueError):
-                pass
-    return out
+def other_build():
+    """credfs built from this source with another version string: the
+    successor in a takeover is another binary, as in an upgrade."""
+    d = os.path.join(ROOT, "build-other")
+    exe = os.path.join(d, "daemon", "credfs")
+    if not os.path.exists(os.path.join(d, "build.ninja")):
+        subprocess.run(["meson", "setup", d, "-Dversion_suffix=-other", "-Dtests=false"],
+                       cwd=ROOT, check=True, capture_output=True)
+    subprocess.run(["ninja", "-C", d, "daemon/credfs"], check=True, capture_output=True)
+    return exe
 
 
-def worker_of(m):
-    """The worker serving mount m (the supervisor's child running --worker)."""
-    for pid in children(m.proc.pid):
-        try:
-            with open("/proc/%d/cmdline" % pid, "rb") as f:
-                if b"--worker" in f.read():
-                    return pid
-        except OSError:
-            pass
-    return None
+def takeover(case, m, exe=CREDFS, config=None):
+    """credfs takeover of m's mountpoint in the background, killed at cleanup."""
+    p = subprocess.Popen([exe, "takeover", "-f", config or m.config, m.mnt],
+                         stdout=open(m.log_path + ".takeover", "ab"),
+                         stderr=subprocess.STDOUT, env=case.env)
+    case.addCleanup(lambda: (p.poll() is None and p.kill(), p.wait()))
+    return p
+
+
+def kill_worker(case, proc):
+    """SIGKILL of the worker under supervisor proc; waits for the next one."""
+    w = worker_of(proc.pid)
+    case.assertIsNotNone(w, "no worker")
+    os.kill(w, signal.SIGKILL)
+    case.assertTrue(wait_for(lambda: worker_of(proc.pid) not in (None, w), 5), "no new worker")
 
 
 class Readers:
     """Threads reading m until stopped: every failure and the longest
     single operation are kept."""
 
-    def __init__(self, m, roles, fresh_roles=()):
+    def __init__(self, m, roles, fresh_roles=(), paths=()):
         self.m, self.roles = m, list(roles)
         self.fresh = list(fresh_roles)   # read once each, as time goes on
+        self.paths = list(paths)         # files read through bind mounts
         self.errors, self.pauses = [], []
         self.ops = 0
         self.stop = threading.Event()
         self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self.loop, args=(k,)) for k in range(4)]
+        self.threads = [threading.Thread(target=self.loop, args=(k,))
+                        for k in range(5 if self.paths else 4)]
+
+    def read_path(self, path):
+        with open(path) as f:
+            text = f.read()
+        if "credentials" in os.path.basename(path):
+            parse_credentials(text)["aws_session_token"]
+        else:
+            json.loads(text)["state"]
 
     def op(self, fn, timed=True):
         """timed: a read that needs no token endpoint, whose duration is a
@@ -67,7 +80,8 @@ class Readers:
             fn()
         except Exception as e:  # noqa: BLE001 - recorded for the test
             with self.lock:
-                self.errors.append("%s %s" % (type(e).__name__, getattr(e, "errno", "")))
+                self.errors.append("%s %s %s" % (type(e).__name__, getattr(e, "errno", ""),
+                                                 str(e)[:160].replace("aws_", "")))
         took = time.monotonic() - t0
         with self.lock:
             if timed:
@@ -85,6 +99,9 @@ class Readers:
                 self.op(lambda: m.status(role))
             elif k == 2:
                 self.op(lambda: parse_credentials(m.read(role, "credentials"))["aws_access_key_id"])
+            elif k == 4:
+                path = self.paths[i % len(self.paths)]
+                self.op(lambda: self.read_path(path))
             else:
                 with self.lock:
                     fresh = self.fresh.pop(0) if self.fresh else None
@@ -143,10 +160,10 @@ class TestWorkerDeath(LifecycleCase):
         with Readers(m, list(roles)[:4], list(roles)[4:]) as rd:
             for _ in range(8):
                 time.sleep(1.2)
-                w = worker_of(m)
+                w = worker_of(m.proc.pid)
                 self.assertIsNotNone(w, "no worker")
                 os.kill(w, signal.SIGKILL)
-                self.assertTrue(wait_for(lambda: worker_of(m) not in (None, w), 5),
+                self.assertTrue(wait_for(lambda: worker_of(m.proc.pid) not in (None, w), 5),
                                 "no new worker")
             time.sleep(0.5)
         self.assert_survived(rd, "8 SIGKILLs of the worker")
@@ -173,12 +190,12 @@ class TestWorkerDeath(LifecycleCase):
         m.proc.send_signal(signal.SIGTERM)
         self.assertEqual(m.proc.wait(10), 0)
         self.assertFalse(is_mounted(m.mnt))
-        self.assertFalse(worker_of(m))
+        self.assertFalse(worker_of(m.proc.pid))
 
     def test_auto_unmount_means_the_supervisor_is_gone(self):
         m = self.start(self.roles(1), extra=["-o", "auto_unmount"])
         m.read("r00", "credentials")
-        os.kill(worker_of(m), signal.SIGKILL)
+        os.kill(worker_of(m.proc.pid), signal.SIGKILL)
         time.sleep(1)
         self.assertTrue(is_mounted(m.mnt), "a worker's death unmounted")
         self.assertIn("aws_session_token", m.read("r00", "credentials"))
@@ -188,27 +205,62 @@ class TestWorkerDeath(LifecycleCase):
                         "still mounted after the supervisor died")
 
 
-class TestTakeover(LifecycleCase):
-    @classmethod
-    def other_build(cls):
-        """credfs built from this source with another version string."""
-        d = os.path.join(ROOT, "build-other")
-        exe = os.path.join(d, "daemon", "credfs")
-        if not os.path.exists(os.path.join(d, "build.ninja")):
-            subprocess.run(["meson", "setup", d, "-Dversion_suffix=-other", "-Dtests=false"],
-                           cwd=ROOT, check=True, capture_output=True)
-        subprocess.run(["ninja", "-C", d, "daemon/credfs"], check=True, capture_output=True)
-        return exe
+class TestBindMounts(LifecycleCase):
+    """What docker -v and a hostPath volume do: a role directory and a
+    single file bind-mounted elsewhere.  A bind holds the credfs mount
+    itself, not its path, so it lives or dies with the connection."""
 
-    def takeover(self, m, exe=CREDFS, env=None, config=None, wait=True):
-        p = subprocess.Popen([exe, "takeover", "-f", config or m.config, m.mnt],
-                             stdout=open(m.log_path + ".takeover", "ab"),
-                             stderr=subprocess.STDOUT, env=env or self.env)
-        self.addCleanup(lambda: (p.poll() is None and p.kill(), p.wait()))
-        return p
+    def test_binds_survive_kills_a_reload_and_a_takeover(self):
+        other = other_build()
+        roles = self.roles(24)
+        m = self.start(roles)
+        dot_aws = self.bind(m.path("r00"), os.path.join(self.dir, "home", ".aws"))
+        one = self.bind(m.path("r01", "credentials"), os.path.join(self.dir, "credentials-file"))
+        paths = [os.path.join(dot_aws, "credentials"), os.path.join(dot_aws, "status"), one]
+        for r in list(roles)[:4]:
+            m.read(r, "credentials")
+        with Readers(m, list(roles)[:4], list(roles)[4:], paths) as rd:
+            for _ in range(3):
+                time.sleep(1.0)
+                kill_worker(self, m.proc)
+            # A reload that adds a role, then a death: the next worker
+            # serves the configuration the last reload loaded.
+            grown = dict(roles, added="subject = added\n")
+            write_config(m.config, self.config_text(roles=grown, defaults="wait_timeout = %d\n" % WAIT))
+            m.proc.send_signal(signal.SIGHUP)
+            self.assertTrue(wait_for(lambda: "added" in os.listdir(m.mnt), 5), "no reload")
+            kill_worker(self, m.proc)
+            self.assertIn("added", os.listdir(m.mnt))
+            time.sleep(1.0)
+            p = takeover(self, m, exe=other)
+            self.assertEqual(m.proc.wait(15), 0, "the old credfs did not hand over and exit")
+            time.sleep(1.0)
+            kill_worker(self, p)
+            time.sleep(1.0)
+        self.assert_survived(rd, "4 kills, a reload and a takeover, through bind mounts")
+        self.assertIn("aws_session_token", open(one).read())
+        # The last worker was killed: it renews on the next read that
+        # reaches it, so its status may say it holds nothing yet.
+        self.assertIn(json.load(open(os.path.join(dot_aws, "status")))["state"], ("valid", "idle"))
+        self.assertIn("added", os.listdir(m.mnt))
+
+    def test_fusermount_unmount_stops_credfs(self):
+        m = self.start(self.roles(1))
+        m.read("r00", "credentials")
+        w = worker_of(m.proc.pid)
+        r = subprocess.run(["fusermount3", "-u", m.mnt], capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(m.proc.wait(10), 0, "credfs lives on after its mount was unmounted")
+        self.assertFalse(os.path.exists("/proc/%d" % w) and worker_of(m.proc.pid) == w)
+        self.assertFalse(is_mounted(m.mnt))
+
+
+class TestTakeover(LifecycleCase):
+    def takeover(self, m, exe=CREDFS, config=None):
+        return takeover(self, m, exe, config)
 
     def test_takeover_by_another_version_loses_no_read(self):
-        other = self.other_build()
+        other = other_build()
         roles = self.roles(30)
         m = self.start(roles)
         for r in list(roles)[:4]:
@@ -278,7 +330,8 @@ class TestTakeover(LifecycleCase):
 
     def test_only_the_same_user_may_take_over(self):
         m = self.start(self.roles(1))
-        sock = [os.path.join(self.runtime, f) for f in os.listdir(self.runtime)][0]
+        sock = [os.path.join(self.runtime, f) for f in os.listdir(self.runtime)
+                if f.endswith(".sock")][0]
         os.chmod(self.dir, 0o755)
         os.chmod(self.runtime, 0o711)
         os.chmod(sock, 0o666)
@@ -354,7 +407,7 @@ class TestServiceManager(LifecycleCase):
         # The service dies whole, supervisor and worker; the store keeps
         # the connection, so the mount stays and readers only wait.
         with Readers(m, list(roles)) as rd:
-            w = worker_of(m)
+            w = worker_of(m.proc.pid)
             m.proc.kill()
             m.proc.wait()
             self.assertTrue(wait_for(lambda: w is None or not os.path.exists("/proc/%d" % w), 5))
@@ -374,7 +427,7 @@ class TestServiceManager(LifecycleCase):
             self.addCleanup(lambda: (p.poll() is None and p.kill(), p.wait(), log.close()))
             for fd in fds:
                 os.close(fd)
-            self.assertTrue(wait_for(lambda: worker_of(type("M", (), {"proc": p})) is not None, 10))
+            self.assertTrue(wait_for(lambda: worker_of(p.pid) is not None, 10))
             time.sleep(1)
         self.assertEqual(rd.errors, [], "reads failed across the supervisor's death")
         print("supervisor killed, resumed from the store: %d reads, longest %.1f ms"

@@ -4,7 +4,6 @@ import configparser
 import errno
 import json
 import os
-import re
 import subprocess
 import threading
 import time

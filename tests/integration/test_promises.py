@@ -11,7 +11,6 @@ import errno
 import json
 import os
 import signal
-import stat
 import subprocess
 import threading
 import time
@@ -156,7 +155,7 @@ class TestTokenFiles(PromiseCase):
 
     def test_token_file_on_a_hung_mount_blocks_nothing_else(self):
         hung = HungMount(os.path.join(self.dir, "hung"))
-        self.addCleanup(hung.close)
+        self.before_unmount(hung.close)
         self.proxy.lifetime = 8
         m = self.mount_roles({"stuck": "web_identity_token_file = %s/token\n" % hung.path,
                               "app": "subject = app\n"},
@@ -172,7 +171,7 @@ class TestTokenFiles(PromiseCase):
                 self.assert_bounded_eio(m.path("stuck", "token"))
                 self.assert_bounded_eio(m.path("stuck", "credentials"))
             st = m.status("stuck")
-            self.assertIn("within wait_timeout", json.dumps(st))
+            self.assertRegex(st["last_error"]["message"], r"not ready within \d+ s")
             self.assertTrue(wait_for(lambda: len(seen) >= 3, 20), "app was not renewed: %r" % seen)
             t0 = time.monotonic()
             self.assertIn("app", os.listdir(m.mnt))
@@ -420,7 +419,7 @@ class TestAccess(PromiseCase):
         self.proxy.lifetime = 5
         m = self.mount(roles={"gone": "subject = gone\n", "app": "subject = app\n"})
         fd = os.open(m.path("gone", "credentials"), os.O_RDONLY)
-        self.addCleanup(os.close, fd)
+        self.before_unmount(lambda: os.close(fd))
         text = os.pread(fd, 65536, 0).decode()
         expires = rfc3339(m.read("gone", "expiry"))
         write_config(m.config, self.config_text(roles={"app": "subject = app\n"}))
@@ -438,7 +437,7 @@ class TestAccess(PromiseCase):
 
 class TestDaemon(PromiseCase):
     def test_relative_mountpoint_is_unmounted_on_sigterm(self):
-        cfg = write_config(os.path.join(self.dir, "rel.conf"), self.config_text())
+        write_config(os.path.join(self.dir, "rel.conf"), self.config_text())
         os.mkdir(os.path.join(self.dir, "rel"))
         log = open(os.path.join(self.dir, "rel.log"), "wb")
         p = subprocess.Popen([CREDFS, "-f", "rel.conf", "rel"], cwd=self.dir,
@@ -488,10 +487,7 @@ class TestDaemon(PromiseCase):
     def test_a_killed_daemon_never_serves_expired_credentials_to_a_bind_mount(self):
         self.proxy.lifetime = 6
         m = self.mount(defaults="refresh_fraction = 0.5\nmin_validity = 1\n")
-        bind = os.path.join(self.dir, "bind")
-        os.mkdir(bind)
-        subprocess.run(["mount", "--bind", m.path("app"), bind], check=True)
-        self.addCleanup(lambda: subprocess.run(["umount", "-l", bind], capture_output=True))
+        bind = self.bind(m.path("app"), os.path.join(self.dir, "bind"))
         text = open(os.path.join(bind, "credentials")).read()
         expires = rfc3339(m.read("app", "expiry"))
         m.proc.kill()
