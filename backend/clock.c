@@ -28,6 +28,14 @@ static int64_t real_boot_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t clock_system_ms(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int64_t (*wall_source)(void) = real_wall;
 static int64_t (*mono_source)(void) = real_mono_ms;
 static int64_t (*boot_source)(void) = real_boot_ms;

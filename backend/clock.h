@@ -25,6 +25,12 @@ int64_t clock_boot_ms(void);
 void clock_set_source(int64_t (*wall)(void), int64_t (*mono_ms)(void));
 void clock_set_boot_source(int64_t (*boot_ms)(void));
 
+/* The kernel's own clock id in milliseconds, never a test's source: for
+ * what must watch the real clocks themselves (a suspend shows as
+ * CLOCK_BOOTTIME running ahead of CLOCK_MONOTONIC; a clock step is armed
+ * against CLOCK_REALTIME). */
+int64_t clock_system_ms(clockid_t id);
+
 /* RFC 3339 UTC "2026-11-22T11:41:34Z" into out (>= 21 bytes). */
 void clock_format_rfc3339(int64_t t, char out[static 21]);
 /* Parses ISO 8601 UTC "YYYY-MM-DDTHH:MM:SS[.frac]Z" (fraction dropped).

@@ -680,7 +680,7 @@ static int plan_reload(struct engine *e, struct generation *gen,
 
 int engine_reload(struct engine *e, struct generation *gen)
 {
-	struct reload_plan p;
+	struct reload_plan p = { 0 };
 	struct signer *old_signer;
 	struct generation *old_gen;
 	struct role **old_roles, **told;
@@ -861,4 +861,30 @@ void engine_free(struct engine *e)
 	pthread_mutex_destroy(&e->sched_lock);
 	pthread_mutex_destroy(&e->roles_lock);
 	free(e);
+}
+
+int engine_reload_faces(struct engine *e, struct generation *gen,
+			const struct engine_face *faces, size_t n)
+{
+	void *prepared[ENGINE_FACES_MAX];
+	size_t i;
+	int r = -ENOMEM;
+
+	if (n > ENGINE_FACES_MAX)
+		return -EINVAL;
+	for (i = 0; i < n; i++) {
+		prepared[i] = faces[i].prepare(faces[i].arg, gen);
+		if (!prepared[i])
+			goto undo;
+	}
+	r = engine_reload(e, gen);
+	if (r)
+		goto undo;
+	for (i = 0; i < n; i++)
+		faces[i].commit(faces[i].arg, prepared[i]);
+	return 0;
+undo:
+	while (i-- > 0)
+		faces[i].discard(faces[i].arg, prepared[i]);
+	return r;
 }

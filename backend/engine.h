@@ -76,6 +76,29 @@ struct engine *engine_new(struct generation *gen,
  */
 int engine_reload(struct engine *e, struct generation *gen) WUR;
 
+/*
+ * A face's part in a reload.  Every face shows the generation the engine
+ * runs, so a reload moves them together, all or nothing
+ * (engine_reload_faces): each face builds what it will show, then the
+ * engine moves, then each face shows what it built.
+ */
+#define ENGINE_FACES_MAX 4
+struct engine_face {
+	void *arg;
+	/* What the face will show for gen, built aside: nothing it shows
+	 * changes yet.  NULL when it cannot be built (then nothing moves). */
+	void *(*prepare)(void *arg, struct generation *gen);
+	/* Shows it: the engine runs gen now.  Never fails. */
+	void (*commit)(void *arg, void *prepared);
+	/* Drops it: the reload did not happen. */
+	void (*discard)(void *arg, void *prepared);
+};
+
+/* engine_reload of e, and every face moved with it.  0, or -ENOMEM with
+ * nothing changed anywhere. */
+int engine_reload_faces(struct engine *e, struct generation *gen,
+			const struct engine_face *faces, size_t n) WUR;
+
 /* The generation in force (a reference: generation_unref it). */
 struct generation *engine_generation(struct engine *e) WUR;
 

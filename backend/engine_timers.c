@@ -152,20 +152,12 @@ static void tell_everyone(void *arg, struct role *r)
 			  ENGINE_CHANGED_STATUS);
 }
 
-static int64_t real_ms(clockid_t id)
-{
-	struct timespec ts;
-
-	clock_gettime(id, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void arm_step_watch(struct engine *e)
 {
 	struct itimerspec its = {0};
 
 	/* Far in the future: only the cancellation matters. */
-	its.it_value.tv_sec = time(NULL) + 10L * 365 * 86400;
+	its.it_value.tv_sec = clock_system_ms(CLOCK_REALTIME) / 1000 + 10L * 365 * 86400;
 	timerfd_settime(e->step_fd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET,
 			&its, NULL);
 }
@@ -203,7 +195,7 @@ static int drain(struct engine *e, const struct pollfd *fds)
 			jumped = 1;
 		arm_step_watch(e);
 	}
-	gap = real_ms(CLOCK_BOOTTIME) - real_ms(CLOCK_MONOTONIC);
+	gap = clock_system_ms(CLOCK_BOOTTIME) - clock_system_ms(CLOCK_MONOTONIC);
 	if (gap - e->boot_minus_mono > SUSPEND_NOTICE_MS)
 		jumped = 1;
 	e->boot_minus_mono = gap;
@@ -246,7 +238,7 @@ int timers_start(struct engine *e)
 	if (e->wake_fd < 0 || e->boot_fd < 0 || e->step_fd < 0)
 		goto fail;
 	arm_step_watch(e);
-	e->boot_minus_mono = real_ms(CLOCK_BOOTTIME) - real_ms(CLOCK_MONOTONIC);
+	e->boot_minus_mono = clock_system_ms(CLOCK_BOOTTIME) - clock_system_ms(CLOCK_MONOTONIC);
 	if (pthread_create(&e->timer_thread, NULL, timer_main, e))
 		goto fail;
 	e->timer_running = 1;

@@ -5,7 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
-#include <time.h>
+
+#include "clock.h"
 
 static enum log_level current_level = LOG_LEVEL_INFO;
 static int to_syslog;
@@ -53,13 +54,9 @@ void log_msg(enum log_level level, const char *fmt, ...)
 		return;
 	}
 
-	struct timespec ts;
-	struct tm tm;
-	char stamp[32];
+	char stamp[21];
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	clock_format_rfc3339(clock_wall(), stamp);
 	pthread_mutex_lock(&log_lock);
 	fprintf(stderr, "%s %s[%s] %s\n", stamp, log_ident, level_names[level],
 		line);

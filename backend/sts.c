@@ -26,28 +26,12 @@
 /* ------------------------------------------------------------------ */
 /* Request body                                                        */
 
-/* Appends "&key=value" (no '&' for the first pair) with value encoded as
- * RFC 3986 wants: unreserved characters kept, every other byte %XX. */
+/* Appends "&key=value" (no '&' for the first pair), value percent-encoded. */
 static int form_add(struct buf *b, const char *key, const char *value)
 {
-	static const char hex[] = "0123456789ABCDEF";
-	char esc[3] = { '%' };
-	int r;
+	int r = buf_printf(b, "%s%s=", b->len ? "&" : "", key);
 
-	r = buf_printf(b, "%s%s=", b->len ? "&" : "", key);
-	for (const unsigned char *p = (const unsigned char *)value; !r && *p;
-	     p++) {
-		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' ||
-		    *p == '_' || *p == '~') {
-			r = buf_append(b, p, 1);
-		} else {
-			esc[1] = hex[*p >> 4];
-			esc[2] = hex[*p & 15];
-			r = buf_append(b, esc, 3);
-		}
-	}
-	return r;
+	return r ? r : buf_append_pct(b, value, strlen(value));
 }
 
 /* form_add for "Prefix.member.N[.suffix]". */

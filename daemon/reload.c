@@ -36,6 +36,7 @@ int reload_now(struct reloader *rl)
 {
 	struct cfg_error err;
 	struct generation *gen;
+	struct engine_face faces[1];
 	char msg[sizeof(err.file) + CFG_ERROR_TEXT_MAX + 32];
 
 	if (generation_load(rl->config_path, &gen, &err)) {
@@ -44,11 +45,9 @@ int reload_now(struct reloader *rl)
 			  msg);
 		return -1;
 	}
-	if (engine_reload(rl->engine, gen)) {
-		generation_unref(gen);
-		return -1;
-	}
-	if (fs_face_reload(rl->fs, gen)) {
+	faces[0] = fs_face_reloader(rl->fs);
+	if (engine_reload_faces(rl->engine, gen, faces, 1)) {
+		/* Each part said why. */
 		generation_unref(gen);
 		return -1;
 	}

@@ -84,9 +84,28 @@ void fs_face_stop(struct fs_face *f)
 	fs_session_stop(f->session);
 }
 
-int fs_face_reload(struct fs_face *f, struct generation *gen)
+static void *face_prepare(void *arg, struct generation *gen)
 {
-	return fs_show_generation(&f->fs, fs_session_fuse(f->session), gen);
+	struct fs_face *f = arg;
+
+	return fs_prepare_generation(&f->fs, gen);
+}
+
+static void face_commit(void *arg, void *prepared)
+{
+	struct fs_face *f = arg;
+
+	fs_show_generation(&f->fs, fs_session_fuse(f->session), prepared);
+}
+
+static void face_discard(void *arg, void *prepared)
+{
+	view_unref(prepared);
+}
+
+struct engine_face fs_face_reloader(struct fs_face *f)
+{
+	return (struct engine_face){ f, face_prepare, face_commit, face_discard };
 }
 
 void fs_face_free(struct fs_face *f)
@@ -104,4 +123,9 @@ void fs_face_free(struct fs_face *f)
 	free(f->mountpoint);
 	free(f->config_path);
 	free(f);
+}
+
+struct credfs *fs_face_credfs(struct fs_face *f)
+{
+	return &f->fs;
 }

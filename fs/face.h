@@ -22,6 +22,7 @@
 #include "session.h"
 
 struct fs_face;
+struct credfs;
 
 struct fs_face_opts {
 	const char *mountpoint;		/* absolute, as the host sees it */
@@ -41,9 +42,11 @@ int fs_face_init(struct fs_face *f) WUR;
 int fs_face_serve(struct fs_face *f);
 /* Async-signal-safe. */
 void fs_face_stop(struct fs_face *f);
-/* Shows gen (already in force in the engine): a new view, and the kernel
- * told what changed.  0 or -1 (the tree keeps the previous view). */
-int fs_face_reload(struct fs_face *f, struct generation *gen) WUR;
+/* The face's part in a reload (engine_reload_faces): the tree of the new
+ * generation built aside, then shown and the kernel told what changed. */
+struct engine_face fs_face_reloader(struct fs_face *f);
 void fs_face_free(struct fs_face *f);
+/* Tests: what the operations share (credfs.h). */
+struct credfs *fs_face_credfs(struct fs_face *f);
 
 #endif

@@ -87,19 +87,27 @@ static void push_tree_changes(struct credfs *fs, struct fuse_session *se,
 	}
 }
 
-int fs_show_generation(struct credfs *fs, struct fuse_session *se,
-		       struct generation *gen)
+struct view *fs_prepare_generation(struct credfs *fs, struct generation *gen)
 {
-	struct view *old, *cur = view_new(fs->engine, gen);
+	struct view *v = view_prepare(gen);
 
-	if (!cur) {
-		/* The engine already runs the new roles; the tree keeps
-		 * showing the old ones until the next reload succeeds. */
-		log_error("reload: out of memory building the new tree; the files show the previous configuration");
-		return -1;
+	if (!v)
+		log_error("reload: out of memory building the new tree; the configuration in force is unchanged");
+	return v;
+}
+
+void fs_show_generation(struct credfs *fs, struct fuse_session *se,
+			struct view *cur)
+{
+	struct view *old;
+
+	if (view_bind(cur, fs->engine)) {
+		/* Only if the engine does not run cur's generation: a bug. */
+		log_error("reload: the engine does not run the configuration shown");
+		view_unref(cur);
+		return;
 	}
 	old = view_swap(&fs->views, cur);
 	push_tree_changes(fs, se, old, cur);
 	view_unref(old);
-	return 0;
 }

@@ -12,9 +12,11 @@
 
 #include "credfs.h"
 
-/* Shows gen (in force in fs->engine already).  0, or -1 with the reason
- * logged (the previous view stays). */
-int fs_show_generation(struct credfs *fs, struct fuse_session *se,
-		       struct generation *gen);
+/* A reload in two steps (engine_face): the view of gen, built before the
+ * engine moves (NULL, logged, when out of memory); then, once the engine
+ * runs gen, that view shown and the kernel told what changed. */
+struct view *fs_prepare_generation(struct credfs *fs, struct generation *gen) WUR;
+void fs_show_generation(struct credfs *fs, struct fuse_session *se,
+			struct view *cur);
 
 #endif

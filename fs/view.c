@@ -2,7 +2,7 @@
 
 #include <stdlib.h>
 
-struct view *view_new(struct engine *e, struct generation *gen)
+struct view *view_prepare(struct generation *gen)
 {
 	const struct cfg *cfg = gen->cfg;
 	struct view *v = calloc(1, sizeof(*v));
@@ -14,11 +14,6 @@ struct view *view_new(struct engine *e, struct generation *gen)
 	v->roles = calloc(cfg->n_roles + 1, sizeof(*v->roles));
 	if (!v->roles)
 		goto fail;
-	for (size_t i = 0; i < cfg->n_roles; i++) {
-		v->roles[i] = engine_role(e, cfg->roles[i].name);
-		if (!v->roles[i])
-			goto fail;
-	}
 	if (gen->signer) {
 		v->jwks = signer_jwks(gen->signer);
 		v->discovery = signer_discovery(gen->signer);
@@ -31,6 +26,29 @@ struct view *view_new(struct engine *e, struct generation *gen)
 fail:
 	view_unref(v);
 	return NULL;
+}
+
+int view_bind(struct view *v, struct engine *e)
+{
+	const struct cfg *cfg = v->gen->cfg;
+
+	for (size_t i = 0; i < cfg->n_roles; i++) {
+		v->roles[i] = engine_role(e, cfg->roles[i].name);
+		if (!v->roles[i])
+			return -1;
+	}
+	return 0;
+}
+
+struct view *view_new(struct engine *e, struct generation *gen)
+{
+	struct view *v = view_prepare(gen);
+
+	if (v && view_bind(v, e)) {
+		view_unref(v);
+		return NULL;
+	}
+	return v;
 }
 
 struct view *view_ref(struct view *v)

@@ -37,6 +37,11 @@ struct view_slot {
 /* A view of gen for engine e (the engine must be running gen).  NULL when
  * out of memory. */
 struct view *view_new(struct engine *e, struct generation *gen) WUR;
+/* view_new in two steps, for a reload: everything that allocates, before
+ * the engine moves to gen; then the engine's roles, once it runs gen
+ * (no allocation: -1 only if the engine does not run gen). */
+struct view *view_prepare(struct generation *gen) WUR;
+int view_bind(struct view *v, struct engine *e) WUR;
 struct view *view_ref(struct view *v);
 void view_unref(struct view *v);
 

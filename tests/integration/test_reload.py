@@ -7,10 +7,12 @@ import errno
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
 
-from harness import CredfsTestCase, keygen
+from harness import CredfsTestCase, keygen, read_errno
+from sts_proxy import Fault
 
 
 def wait_for(pred, timeout=5.0, what="condition"):
@@ -123,6 +125,70 @@ class TestReload(CredfsTestCase):
         header = json.loads(__import__("base64").urlsafe_b64decode(
             token.split(".")[0] + "=="))
         self.assertEqual(header["kid"], kids[0])
+
+    def test_a_presentation_only_change_keeps_credentials_and_enforces_the_new_mode(self):
+        """Owner, mode and what config says are presentation: a reload that
+        changes only them makes no STS call and keeps every reader going,
+        and the kernel enforces the new mode at once."""
+        os.chmod(self.dir, 0o755)
+        before = {"app": "subject = app\nuid = 0\ngid = 12345\nmode = 0400\n"}
+        after = {"app": "subject = app\nuid = 0\ngid = 12345\nmode = 0440\n"
+                        "config_style = process\n"}
+        m = self.mount(roles=before, extra_args=["-o", "allow_other"])
+        creds = m.read("app", "credentials")
+        as_group = ["setpriv", "--reuid", "12346", "--regid", "12345", "--clear-groups",
+                    "cat", m.path("app", "credentials")]
+        r = subprocess.run(as_group, capture_output=True, text=True)
+        self.assertNotEqual(r.returncode, 0, "the group read a 0400 role")
+        stop, errors, reads = threading.Event(), [], [0]
+
+        def reader():
+            while not stop.is_set():
+                try:
+                    if "aws_session_token" not in m.read("app", "credentials"):
+                        errors.append("no credentials")
+                    reads[0] += 1
+                except OSError as e:
+                    errors.append(e.errno)
+
+        threads = [threading.Thread(target=reader) for _ in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            time.sleep(0.3)
+            self.reload(m, roles=after)
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        self.assertEqual(errors, [])
+        self.assertGreater(reads[0], 20)
+        self.assertEqual(self.proxy.count(), 1, "a presentation change went to STS")
+        self.assertEqual(m.read("app", "credentials"), creds)
+        self.assertEqual(os.stat(m.path("app", "credentials")).st_mode & 0o777, 0o440)
+        self.assertIn("credential_process", m.read("app", "config"))
+        r = subprocess.run(as_group, capture_output=True, text=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("aws_session_token", r.stdout)
+
+    def test_status_explains_a_read_that_timed_out_waiting_for_sts(self):
+        """STS answers after wait_timeout: the read fails with EIO within
+        it, and status says the role is waiting on STS, since when, with
+        how many requests in flight, and counts the request sent."""
+        self.proxy.fail_always(Fault("hang", seconds=4))
+        m = self.mount(defaults="wait_timeout = 1\n")
+        t0 = time.monotonic()
+        self.assertEqual(read_errno(m.path("app", "credentials")), errno.EIO)
+        self.assertLess(time.monotonic() - t0, 2.5)
+        st = m.status("app")
+        self.assertEqual(st["waiting"]["on"], "endpoint", st)   # the role's token endpoint: STS
+        self.assertIsNotNone(st["waiting"]["since"])
+        self.assertGreaterEqual(st["waiting"]["requests_in_flight"], 1)
+        self.assertGreaterEqual(st["sts_calls"], 1, "the request sent is not counted")
+        self.assertIsNotNone(st["last_failed_read"])
+        self.assertIn("wait_timeout", st["last_failed_read"]["reason"])
+        self.proxy.fail_always(None)
 
     def test_sighup_does_not_stop_the_daemon(self):
         m = self.mount()
