@@ -1971,6 +1971,60 @@ static void reload_exchange_change(void)
 	fx_stop(&f);
 }
 
+/* A reload that changes a role whose renewal waits in the limiter's queue
+ * takes it out of that queue and no other: the engine goes on serving
+ * (the renewal with the new settings, and a third role queued after).
+ * Taking the job out used to try the preparation queue first, which took
+ * an item out of that (empty) heap: its count wrapped around and the
+ * write went before its array. */
+static void reload_cancels_a_queued_renewal(void)
+{
+#define QUEUED_ROLES(b_arn)						\
+	HEAD "max_sts_inflight = 1\nwait_timeout = 10\n"		\
+	"\n[role a]\nrole_arn = arn:aws:iam::123456789012:role/a\n"	\
+	"web_identity_token_file = @TOKEN@\n"				\
+	"\n[role b]\nrole_arn = arn:aws:iam::123456789012:role/" b_arn "\n" \
+	"web_identity_token_file = @TOKEN@\n"				\
+	"\n[role c]\nrole_arn = arn:aws:iam::123456789012:role/c\n"	\
+	"web_identity_token_file = @TOKEN@\n"
+	struct fx f;
+	struct role *a, *b, *c;
+	struct reader ra, rb, rc;
+	int saw_b2 = 0;
+
+	START(&f, QUEUED_ROLES("b"));
+	a = engine_role(f.e, "a");
+	b = engine_role(f.e, "b");
+	c = engine_role(f.e, "c");
+	gate_close();
+	reader_start(&ra, a);
+	WAIT_FOR(sts_waiting() == 1);
+	reader_start(&rb, b);
+	WAIT_FOR(waiting_of(b) == WAITING_LIMITER);
+	CHECK(reload(&f, QUEUED_ROLES("b2")) == 0);
+	reader_start(&rc, c);
+	WAIT_FOR(waiting_of(c) == WAITING_LIMITER);
+	gate_open();
+	reader_join(&ra);
+	reader_join(&rb);
+	reader_join(&rc);
+	CHECK(ra.rc == 0 && rb.rc == 0 && rc.rc == 0);
+	creds_unref(ra.c);
+	creds_unref(rb.c);
+	creds_unref(rc.c);
+	CHECK(sts_calls() == 3);
+	for (int i = 0; i < 3; i++) {
+		CHECK(strcmp(call_log(i).arn, "arn:aws:iam::123456789012:role/b") != 0);
+		saw_b2 |= !strcmp(call_log(i).arn, "arn:aws:iam::123456789012:role/b2");
+	}
+	CHECK(saw_b2);
+	role_unref(a);
+	role_unref(b);
+	role_unref(c);
+	fx_stop(&f);
+#undef QUEUED_ROLES
+}
+
 /* A schedule change keeps the credentials and moves the refresh point. */
 static void reload_schedule_change(void)
 {
@@ -2481,6 +2535,7 @@ static const struct check_case cases[] = {
 	CHECK_CASE(chain_source_reloaded_in_flight),
 	CHECK_CASE(reload_unchanged_keeps),
 	CHECK_CASE(reload_exchange_change),
+	CHECK_CASE(reload_cancels_a_queued_renewal),
 	CHECK_CASE(reload_schedule_change),
 	CHECK_CASE(reload_presentation_change),
 	CHECK_CASE(reload_removed_role),
