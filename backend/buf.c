@@ -118,9 +118,31 @@ char *buf_steal(struct buf *b)
 	return p;
 }
 
+/* The secure heap's size, 0: none. */
+static size_t secret_heap_size;
+
 int secret_heap_init(size_t size)
 {
-	return CRYPTO_secure_malloc_init(size, 64);
+	int r = CRYPTO_secure_malloc_init(size, 64);
+
+	if (r)
+		secret_heap_size = size;
+	return r;
+}
+
+/* Whether a secret of n bytes may go to the secure heap: only while an
+ * eighth of it stays free.  OpenSSL takes the temporaries of a private-key
+ * operation from the same arena (an ECDSA signature fails outright when
+ * it is full), so the secrets a daemon keeps (a token and credentials per
+ * role in use) must never crowd out the signing of the next one.  The
+ * test counts a block as twice the bytes asked for, since the arena hands
+ * out powers of two. */
+static int secret_heap_has_room(size_t n)
+{
+	size_t reserve = secret_heap_size / 8;
+
+	return secret_heap_size &&
+	       CRYPTO_secure_used() + 2 * n + reserve <= secret_heap_size;
 }
 
 int secret_heap_relock(void)
@@ -179,10 +201,9 @@ char *secret_strndup(const char *s, size_t n)
 	if (!s)
 		return NULL;
 	n = strnlen(s, n);
-	/* OPENSSL_secure_malloc is plain malloc until secret_heap_init();
-	 * once the arena is full it fails, and ordinary memory (still wiped
-	 * on free) is better than no credentials. */
-	p = OPENSSL_secure_malloc(n + 1);
+	/* Past the room the secure heap keeps for OpenSSL, ordinary memory
+	 * (still wiped on free) is better than no credentials. */
+	p = secret_heap_has_room(n + 1) ? OPENSSL_secure_malloc(n + 1) : NULL;
 	if (!p)
 		p = malloc(n + 1);
 	if (!p)

@@ -40,7 +40,8 @@ char *buf_steal(struct buf *b) WUR;
  * Secrets (keys, session tokens, JWTs) live in OpenSSL's secure heap when
  * the process has one: an arena locked in memory (mlock, so never swapped)
  * and left out of core dumps (MADV_DONTDUMP).  secret_heap_init() creates
- * it once, at daemon start; without it, or when it is full, secrets live
+ * it once, at daemon start; without it, or once only an eighth of it is
+ * left (OpenSSL's own private-key operations need that room), secrets live
  * in ordinary memory.  Either way they are wiped before being freed.
  */
 

@@ -227,6 +227,9 @@ struct section {
 	struct val v[K_COUNT];
 };
 
+/* Role sections are carved from chunks of their own (cfg_parse.c). */
+struct section_chunk;
+
 /* Role name_id()s seen so far -> index into parser.roles. */
 struct id_index {
 	struct { uint64_t id; size_t value; bool used; } *tab;
@@ -251,7 +254,8 @@ struct parser {
 	struct section signer;
 	struct section endpoint;
 	struct section **roles;
-	size_t n_roles;
+	size_t n_roles, cap_roles;
+	struct section_chunk *chunks;	/* where roles[] live */
 	struct name_index role_names;	/* name -> index into roles */
 	struct id_index role_ids;	/* name_id -> index into roles */
 	struct section *cur;		/* NULL before the first header */

@@ -21,6 +21,9 @@
 #include "log.h"
 
 #define MACHINE_ID_FILE "/etc/machine-id"
+/* The longest host identity: host_id's limit (a machine id or a host name
+ * is shorter). */
+#define HOST_ID_MAX 256
 
 const double engine_latency_bounds[ENGINE_LATENCY_BUCKETS] = {
 	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
@@ -113,56 +116,108 @@ int role_valid_locked(const struct role *r, int64_t now_boot)
 
 void role_set_error_locked(struct role *r, const struct exchange_error *err)
 {
-	r->error = *err;
-	r->has_error = 1;
+	r->use->error = *err;
+	r->use->has_error = 1;
 }
 
 void role_count_outcome_locked(struct role *r, const char *code)
 {
-	for (size_t i = 0; i < r->n_outcomes; i++) {
-		if (!strcmp(r->outcomes[i].code, code)) {
-			r->outcomes[i].count++;
+	for (size_t i = 0; i < r->use->n_outcomes; i++) {
+		if (!strcmp(r->use->outcomes[i].code, code)) {
+			r->use->outcomes[i].count++;
 			return;
 		}
 	}
-	if (r->n_outcomes == ENGINE_OUTCOMES) {
-		r->other_outcomes++;
+	if (r->use->n_outcomes == ENGINE_OUTCOMES) {
+		r->use->other_outcomes++;
 		return;
 	}
-	snprintf(r->outcomes[r->n_outcomes].code,
-		 sizeof(r->outcomes[r->n_outcomes].code), "%s", code);
-	r->outcomes[r->n_outcomes++].count = 1;
+	snprintf(r->use->outcomes[r->use->n_outcomes].code,
+		 sizeof(r->use->outcomes[r->use->n_outcomes].code), "%s", code);
+	r->use->outcomes[r->use->n_outcomes++].count = 1;
 }
 
 static struct role *role_new(struct engine *e, struct generation *gen,
-			     size_t index, const char *host_id)
+			     size_t index)
 {
 	const struct cfg_role *c = &gen->cfg->roles[index];
 	struct role *r = calloc(1, sizeof(*r));
-	pthread_condattr_t ca;
 
 	if (!r)
 		return NULL;
 	atomic_init(&r->refs, 1);
 	memcpy(r->name, c->name, sizeof(r->name));
 	pthread_mutex_init(&r->lock, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&r->changed, &ca);
-	pthread_condattr_destroy(&ca);
 	r->engine = e;
 	r->gen = generation_ref(gen);
 	r->cfg = c;
 	r->index = index;
-	r->jitter_u = engine_jitter_u(host_id, r->name);
-	heap_node_init(&r->job.node);
-	heap_node_init(&r->tok.node);
-	for (int k = 0; k < RT_COUNT; k++) {
-		heap_node_init(&r->timers[k].node);
-		r->timers[k].role = r;
-		r->timers[k].kind = (enum role_timer_kind)k;
-	}
 	return r;
+}
+
+/* The host identity of r's engine, copied into out. */
+static void host_of(struct role *r, char *out, size_t len)
+{
+	struct engine *e = r->engine;
+
+	out[0] = '\0';
+	if (!e)
+		return;
+	pthread_mutex_lock(&e->sched_lock);
+	snprintf(out, len, "%s", e->host_id ? e->host_id : "");
+	pthread_mutex_unlock(&e->sched_lock);
+}
+
+int role_use_locked(struct role *r)
+{
+	struct role_use *u;
+	pthread_condattr_t ca;
+	char host[HOST_ID_MAX + 1];
+
+	if (r->use)
+		return 0;
+	u = calloc(1, sizeof(*u));
+	if (!u)
+		return -ENOMEM;
+	u->role = r;
+	/* The jitter is worked out here, not for every configured role: an
+	 * HMAC each cost 0.2 s of a 100 000-role start. */
+	host_of(r, host, sizeof(host));
+	u->jitter_u = engine_jitter_u(host, r->name);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&u->changed, &ca);
+	pthread_condattr_destroy(&ca);
+	heap_node_init(&u->job.node);
+	heap_node_init(&u->tok.node);
+	for (int k = 0; k < RT_COUNT; k++) {
+		heap_node_init(&u->timers[k].node);
+		u->timers[k].role = r;
+		u->timers[k].kind = (enum role_timer_kind)k;
+	}
+	r->use = u;
+	return 0;
+}
+
+/* Frees what r->use holds, and it.  The last reference is gone: nothing
+ * can be queued or armed any more. */
+static void role_use_free(struct role *r)
+{
+	struct role_use *u = r->use;
+
+	if (!u)
+		return;
+	token_unref(u->tok.current);
+	token_unref(u->job.token);
+	creds_unref(u->job.source);
+	secret_free(u->job.carry);
+	generation_unref(u->job.gen);
+	for (size_t i = 0; i < u->n_dependents; i++)
+		role_unref(u->dependents[i]);
+	free(u->dependents);
+	pthread_cond_destroy(&u->changed);
+	free(u);
+	r->use = NULL;
 }
 
 struct role *role_ref(struct role *r)
@@ -179,18 +234,10 @@ void role_unref(struct role *r)
 	/* The last reference: nothing can be queued or armed any more
 	 * (queues and timers hold references). */
 	creds_unref(r->current);
-	token_unref(r->tok.current);
-	token_unref(r->job.token);
-	creds_unref(r->job.source);
-	secret_free(r->job.carry);
-	generation_unref(r->job.gen);
+	role_use_free(r);
 	generation_unref(r->gen);
 	role_unref(r->source);
-	for (size_t i = 0; i < r->n_dependents; i++)
-		role_unref(r->dependents[i]);
-	free(r->dependents);
 	pthread_mutex_destroy(&r->lock);
-	pthread_cond_destroy(&r->changed);
 	free(r);
 }
 
@@ -217,17 +264,19 @@ const struct cfg_role *role_settings(struct role *r, struct generation **gen)
  * the renewal in flight (its result will be discarded), the hold-off. */
 static void role_reset_locked(struct role *r)
 {
+	r->settings_gen++;
+	if (!r->use)
+		return;		/* never used: nothing obtained */
 	renew_cancel_locked(r);
 	token_drop_locked(r);
 	creds_unref(r->current);
 	r->current = NULL;
 	timers_cancel_locked(r, RT_REFRESH);
 	timers_cancel_locked(r, RT_EXPIRY);
-	r->has_error = 0;
-	r->failures = 0;
-	r->holdoff_until_boot = 0;
-	r->settings_gen++;
-	pthread_cond_broadcast(&r->changed);
+	r->use->has_error = 0;
+	r->use->failures = 0;
+	r->use->holdoff_until_boot = 0;
+	pthread_cond_broadcast(&r->use->changed);
 }
 
 /* Moves the refresh point of the current credentials to the role's
@@ -241,7 +290,7 @@ static void role_reschedule_locked(struct role *r)
 		return;
 	point = engine_refresh_point(r->current->obtained, r->current->expires,
 				     s->refresh_fraction, s->min_validity,
-				     s->refresh_jitter, r->jitter_u);
+				     s->refresh_jitter, r->use->jitter_u);
 	r->refresh_wall = point;
 	r->refresh_boot = now_boot + (point - now_wall) * 1000;
 	creds_set_refresh_at(r->current, point);
@@ -277,7 +326,7 @@ static void note_failed_read_locked(struct role *r)
 {
 	const char *why;
 
-	switch (r->job.stage) {
+	switch (r->use->job.stage) {
 	case JOB_PREP:
 	case JOB_WAIT_TOKEN:
 		why = "the web identity token was not ready within wait_timeout";
@@ -293,21 +342,21 @@ static void note_failed_read_locked(struct role *r)
 		why = "the token endpoint did not answer within wait_timeout";
 		break;
 	default:
-		why = r->has_error ? "the last renewal failed (see last_error)" :
+		why = r->use->has_error ? "the last renewal failed (see last_error)" :
 				     "no credentials could be had";
-		r->last_failed_read = clock_wall();
-		snprintf(r->failed_read_reason, sizeof(r->failed_read_reason),
+		r->use->last_failed_read = clock_wall();
+		snprintf(r->use->failed_read_reason, sizeof(r->use->failed_read_reason),
 			 "%s", why);
 		return;
 	}
-	r->last_failed_read = clock_wall();
-	snprintf(r->failed_read_reason, sizeof(r->failed_read_reason), "%s (%d s)",
+	r->use->last_failed_read = clock_wall();
+	snprintf(r->use->failed_read_reason, sizeof(r->use->failed_read_reason), "%s (%d s)",
 		 why, r->cfg->sched.wait_timeout);
 }
 
 static int in_holdoff_locked(const struct role *r, int64_t now_boot)
 {
-	return r->failures && now_boot < r->holdoff_until_boot;
+	return r->use && r->use->failures && now_boot < r->use->holdoff_until_boot;
 }
 
 /* Waits for a renewal to give r valid credentials; 0 or -EIO.  Called
@@ -315,10 +364,15 @@ static int in_holdoff_locked(const struct role *r, int64_t now_boot)
 static int wait_for_credentials_locked(struct role *r)
 {
 	struct timespec ts = clock_deadline_ms((int64_t)r->cfg->sched.wait_timeout * 1000);
-	unsigned long seq = r->renewal_seq, sgen = r->settings_gen;
+	unsigned long seq, sgen = r->settings_gen;
 	int waited = 0, rc = -EIO;
 
-	r->readers_waiting++;
+	if (role_use_locked(r)) {
+		log_error("role %s: out of memory for its first use", r->name);
+		return -EIO;
+	}
+	seq = r->use->renewal_seq;
+	r->use->readers_waiting++;
 	for (;;) {
 		int64_t now = clock_boot_ms();
 
@@ -334,25 +388,25 @@ static int wait_for_credentials_locked(struct role *r)
 		 * the same deadline, for one with the new settings. */
 		if (r->settings_gen != sgen) {
 			sgen = r->settings_gen;
-			seq = r->renewal_seq;
+			seq = r->use->renewal_seq;
 			waited = 0;
 		}
 		/* The renewal this reader waited for ended without them. */
-		if (waited && r->renewal_seq != seq && r->job.stage == JOB_NONE) {
+		if (waited && r->use->renewal_seq != seq && r->use->job.stage == JOB_NONE) {
 			note_failed_read_locked(r);
 			break;
 		}
-		if (r->job.stage == JOB_NONE) {
+		if (r->use->job.stage == JOB_NONE) {
 			if (in_holdoff_locked(r, now)) {
 				note_failed_read_locked(r);
 				break;
 			}
 			renew_start_locked(r, 1);
-		} else if (!r->job.cold) {
+		} else if (!r->use->job.cold) {
 			renew_start_locked(r, 1);	/* jumps the queue */
 		}
 		waited = 1;
-		if (pthread_cond_timedwait(&r->changed, &r->lock, &ts) == ETIMEDOUT) {
+		if (pthread_cond_timedwait(&r->use->changed, &r->lock, &ts) == ETIMEDOUT) {
 			if (role_valid_locked(r, clock_boot_ms()))
 				rc = 0;
 			else
@@ -360,7 +414,7 @@ static int wait_for_credentials_locked(struct role *r)
 			break;
 		}
 	}
-	r->readers_waiting--;
+	r->use->readers_waiting--;
 	return rc;
 }
 
@@ -377,8 +431,9 @@ int engine_credentials(struct role *r, enum engine_wait w, struct creds **out)
 	}
 	now = clock_boot_ms();
 	if (role_valid_locked(r, now)) {
+		/* (Credentials at hand imply r->use.) */
 		if (w == ENGINE_WAIT && now >= r->refresh_boot &&
-		    r->job.stage == JOB_NONE && !in_holdoff_locked(r, now))
+		    r->use->job.stage == JOB_NONE && !in_holdoff_locked(r, now))
 			renew_start_locked(r, 0);
 	} else if (w == ENGINE_PEEK) {
 		rc = -EAGAIN;
@@ -393,22 +448,24 @@ int engine_credentials(struct role *r, enum engine_wait w, struct creds **out)
 
 /* ---- snapshots and statistics ------------------------------------------ */
 
+/* With r->use (engine_snapshot answers for a role never used). */
 static enum role_state state_locked(const struct role *r, int64_t now)
 {
-	int busy = r->job.stage != JOB_NONE;
+	int busy = r->use->job.stage != JOB_NONE;
 
 	if (role_valid_locked(r, now))
-		return busy ? ROLE_RENEWING : r->has_error ? ROLE_STALE : ROLE_VALID;
+		return busy ? ROLE_RENEWING : r->use->has_error ? ROLE_STALE : ROLE_VALID;
 	if (busy)
 		return ROLE_RENEWING;
-	if (r->has_error)
+	if (r->use->has_error)
 		return ROLE_ERROR;
 	return r->current ? ROLE_EXPIRED : ROLE_IDLE;
 }
 
+/* With r->use. */
 static enum role_waiting waiting_locked(const struct role *r)
 {
-	switch (r->job.stage) {
+	switch (r->use->job.stage) {
 	case JOB_PREP:
 	case JOB_WAIT_TOKEN:
 		return WAITING_TOKEN;
@@ -423,7 +480,7 @@ static enum role_waiting waiting_locked(const struct role *r)
 	case JOB_NONE:
 		break;
 	}
-	return r->tok.busy ? WAITING_TOKEN : WAITING_NOTHING;
+	return r->use->tok.busy ? WAITING_TOKEN : WAITING_NOTHING;
 }
 
 int engine_snapshot(struct role *r, struct role_snapshot *s)
@@ -436,6 +493,8 @@ int engine_snapshot(struct role *r, struct role_snapshot *s)
 		rc = -ENOENT;
 		goto out;
 	}
+	if (!r->use)
+		goto out;	/* never used: idle, all zero */
 	s->state = state_locked(r, clock_boot_ms());
 	if (r->current) {
 		s->expiration = r->current->expires;
@@ -444,26 +503,26 @@ int engine_snapshot(struct role *r, struct role_snapshot *s)
 		    !(s->assumed_role_arn = strdup(r->current->assumed_role_arn)))
 			rc = -ENOMEM;
 	}
-	s->last_refresh = r->last_refresh;
-	s->last_attempt = r->last_attempt;
-	s->has_error = r->has_error;
-	s->error = r->error;
+	s->last_refresh = r->use->last_refresh;
+	s->last_attempt = r->use->last_attempt;
+	s->has_error = r->use->has_error;
+	s->error = r->use->error;
 	s->waiting = waiting_locked(r);
-	s->waiting_since = r->job.stage != JOB_NONE ? r->job.since_wall :
-			   r->tok.busy ? r->tok.busy_since_wall : 0;
-	s->attempt = r->job.stage != JOB_NONE ? r->job.attempt : 0;
-	s->in_flight = r->job.stage == JOB_RUNNING;
-	s->readers_waiting = r->readers_waiting;
-	s->behind = r->job.behind;
-	s->last_failed_read = r->last_failed_read;
-	memcpy(s->failed_read_reason, r->failed_read_reason,
+	s->waiting_since = r->use->job.stage != JOB_NONE ? r->use->job.since_wall :
+			   r->use->tok.busy ? r->use->tok.busy_since_wall : 0;
+	s->attempt = r->use->job.stage != JOB_NONE ? r->use->job.attempt : 0;
+	s->in_flight = r->use->job.stage == JOB_RUNNING;
+	s->readers_waiting = r->use->readers_waiting;
+	s->behind = r->use->job.behind;
+	s->last_failed_read = r->use->last_failed_read;
+	memcpy(s->failed_read_reason, r->use->failed_read_reason,
 	       sizeof(s->failed_read_reason));
-	s->renewals = r->renewals;
-	s->renewal_failures = r->renewal_failures;
-	s->requests = r->requests;
-	memcpy(s->outcomes, r->outcomes, sizeof(s->outcomes));
-	s->n_outcomes = r->n_outcomes;
-	s->other_outcomes = r->other_outcomes;
+	s->renewals = r->use->renewals;
+	s->renewal_failures = r->use->renewal_failures;
+	s->requests = r->use->requests;
+	memcpy(s->outcomes, r->use->outcomes, sizeof(s->outcomes));
+	s->n_outcomes = r->use->n_outcomes;
+	s->other_outcomes = r->use->other_outcomes;
 out:
 	pthread_mutex_unlock(&r->lock);
 	if (rc)
@@ -510,7 +569,7 @@ void engine_stats(struct engine *e, struct engine_stats *out)
 		struct role *r = e->roles[i];
 
 		pthread_mutex_lock(&r->lock);
-		in_use += r->current || r->tok.current;
+		in_use += r->current || (r->use && r->use->tok.current);
 		pthread_mutex_unlock(&r->lock);
 	}
 	pthread_mutex_unlock(&e->roles_lock);
@@ -667,7 +726,7 @@ static int plan_reload(struct engine *e, struct generation *gen,
 			p->roles[i] = e->roles[old];
 			p->kept[old] = 1;
 		} else {
-			p->roles[i] = role_new(e, gen, i, p->host_id);
+			p->roles[i] = role_new(e, gen, i);
 			p->fresh[i] = 1;
 			if (!p->roles[i])
 				return -ENOMEM;
@@ -703,18 +762,24 @@ int engine_reload(struct engine *e, struct generation *gen)
 	old_gen = e->gen;
 	old_signer = old_gen->signer;
 	host_changed = strcmp(p.host_id, e->host_id) != 0;
+	/* The new identity first: a role used from now on takes it. */
+	pthread_mutex_lock(&e->sched_lock);
+	free(e->host_id);
+	e->host_id = p.host_id;
+	p.host_id = NULL;
+	pthread_mutex_unlock(&e->sched_lock);
 	for (size_t i = 0; i < n_new; i++) {
 		struct role *r = p.roles[i];
 
 		if (!p.fresh[i]) {
 			what[i] = apply_settings(r, gen, i, old_signer);
-			if (host_changed) {
+			pthread_mutex_lock(&r->lock);
+			if (host_changed && r->use) {
 				/* Another host identity: other refresh points. */
-				pthread_mutex_lock(&r->lock);
-				r->jitter_u = engine_jitter_u(p.host_id, r->name);
+				r->use->jitter_u = engine_jitter_u(e->host_id, r->name);
 				role_reschedule_locked(r);
-				pthread_mutex_unlock(&r->lock);
 			}
+			pthread_mutex_unlock(&r->lock);
 		}
 		told[i] = role_ref(r);
 	}
@@ -725,8 +790,6 @@ int engine_reload(struct engine *e, struct generation *gen)
 	e->n_roles = n_new;
 	name_index_free(&e->names);
 	e->names = p.names;
-	free(e->host_id);
-	e->host_id = p.host_id;
 	e->gen = generation_ref(gen);
 	pthread_mutex_unlock(&e->roles_lock);
 
@@ -764,7 +827,7 @@ static int engine_init_table(struct engine *e, struct generation *gen)
 	if (!e->host_id || !e->roles)
 		return -ENOMEM;
 	for (size_t i = 0; i < cfg->n_roles; i++) {
-		e->roles[i] = role_new(e, gen, i, e->host_id);
+		e->roles[i] = role_new(e, gen, i);
 		if (!e->roles[i])
 			return -ENOMEM;
 		e->n_roles++;

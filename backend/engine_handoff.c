@@ -186,20 +186,20 @@ static int adopt(struct role *r, const unsigned char *fp, struct creds *got)
 	pthread_mutex_lock(&r->lock);
 	if (r->removed || r->current || got->expires <= wall + 1 ||
 	    cfg_exchange_fingerprint(&r->cfg->x, mine) ||
-	    memcmp(mine, fp, CFG_FINGERPRINT_LEN))
+	    memcmp(mine, fp, CFG_FINGERPRINT_LEN) || role_use_locked(r))
 		goto out;
 	c = creds_publish(got);
 	if (!c)
 		goto out;
 	s = &r->cfg->sched;
 	point = engine_refresh_point(c->obtained, c->expires, s->refresh_fraction,
-				     s->min_validity, s->refresh_jitter, r->jitter_u);
+				     s->min_validity, s->refresh_jitter, r->use->jitter_u);
 	creds_set_refresh_at(c, point);
 	r->current = c;
 	r->expires_boot = boot + (c->expires - wall) * 1000;
 	r->refresh_boot = boot + (point - wall) * 1000;
 	r->refresh_wall = point;
-	r->last_refresh = c->obtained;
+	r->use->last_refresh = c->obtained;
 	timers_arm_locked(r, RT_REFRESH, r->refresh_boot);
 	timers_arm_locked(r, RT_EXPIRY, r->expires_boot - EXPIRY_MARGIN_MS);
 	kept = 1;

@@ -101,29 +101,23 @@ struct token_state {
 	struct heap_node node;	/* in engine->signing (s) */
 };
 
-struct role {
-	atomic_uint refs;
-	char name[CFG_ROLE_NAME_MAX + 1];
-	pthread_mutex_t lock;
+/*
+ * A role costs what it is used for.  struct role is what every configured
+ * role needs (its name, settings and credentials); everything a renewal,
+ * a token, a timer or a reader needs is in struct role_use, made the
+ * first time the role is used (role_use_locked) and kept until the role
+ * is freed, so that 100 000 configured roles nobody reads stay small.
+ * Invariants: r->current, an armed timer, a queued or running job and a
+ * token held all imply r->use.
+ */
+struct role_use {
+	struct role *role;	/* the owner (no reference) */
 	pthread_cond_t changed;	/* credentials or token attempts ended */
+	double jitter_u;	/* engine_jitter_u for the engine's host */
 
-	/* Everything below is (r). */
-	struct engine *engine;	/* NULL once the engine is freed */
-	struct generation *gen;	/* the settings in force */
-	const struct cfg_role *cfg;
-	int removed;
-	size_t index;		/* in engine->roles */
-	struct role *source;	/* chained: a reference */
+	/* Everything below is (r), like the role's own fields. */
 	struct role **dependents;	/* jobs waiting for this role: references */
 	size_t n_dependents, cap_dependents;
-	unsigned long settings_gen;	/* bumped when exchange settings change */
-	double jitter_u;
-
-	struct creds *current;
-	int64_t expires_boot;	/* the current's expiry, boot ms */
-	int64_t refresh_boot;	/* its refresh point, boot ms */
-	int64_t refresh_wall;	/* the same, wall seconds */
-
 	struct job job;
 	struct token_state tok;
 	unsigned readers_waiting;
@@ -143,13 +137,35 @@ struct role {
 	struct role_timer timers[RT_COUNT];
 };
 
+struct role {
+	atomic_uint refs;
+	char name[CFG_ROLE_NAME_MAX + 1];
+	pthread_mutex_t lock;
+
+	/* Everything below is (r). */
+	struct engine *engine;	/* NULL once the engine is freed */
+	struct generation *gen;	/* the settings in force */
+	const struct cfg_role *cfg;
+	int removed;
+	size_t index;		/* in engine->roles */
+	struct role *source;	/* chained: a reference */
+	unsigned long settings_gen;	/* bumped when exchange settings change */
+
+	struct creds *current;
+	int64_t expires_boot;	/* the current's expiry, boot ms */
+	int64_t refresh_boot;	/* its refresh point, boot ms */
+	int64_t refresh_wall;	/* the same, wall seconds */
+
+	struct role_use *use;	/* NULL until the role is first used */
+};
+
 struct engine {
 	pthread_mutex_t roles_lock;
 	struct generation *gen;		/* (t) */
 	struct role **roles;		/* (t) configured roles, in file order */
 	size_t n_roles;			/* (t) */
 	struct name_index names;	/* (t) name -> index in roles */
-	char *host_id;			/* (t) */
+	char *host_id;			/* (t) and (s): written holding both */
 
 	pthread_mutex_t sched_lock;
 	pthread_cond_t work;		/* wakes workers (s) */
@@ -186,6 +202,9 @@ struct engine {
 };
 
 /* engine.c */
+/* Makes r->use if the role has none yet.  0, or -ENOMEM (nothing
+ * changed).  With r->lock. */
+int role_use_locked(struct role *r) WUR;
 void role_tell(struct role *r, unsigned what);
 /* The same, for what new credentials or a new token of version caused. */
 void role_tell_version(struct role *r, unsigned what, uint64_t version);

@@ -35,12 +35,14 @@
 
 static struct role *role_of_job(struct heap_node *n)
 {
-	return (struct role *)((char *)n - offsetof(struct role, job.node));
+	return ((struct role_use *)((char *)n -
+				    offsetof(struct role_use, job.node)))->role;
 }
 
 static struct role *role_of_token(struct heap_node *n)
 {
-	return (struct role *)((char *)n - offsetof(struct role, tok.node));
+	return ((struct role_use *)((char *)n -
+				    offsetof(struct role_use, tok.node)))->role;
 }
 
 static int64_t holdoff_ms(unsigned failures)
@@ -114,7 +116,7 @@ static int push_locked(struct role *r, struct heap *h, int64_t key)
 	int rc;
 
 	pthread_mutex_lock(&e->sched_lock);
-	rc = heap_set(h, &r->job.node, key);
+	rc = heap_set(h, &r->use->job.node, key);
 	if (!rc)
 		ensure_worker_sched(e);
 	pthread_mutex_unlock(&e->sched_lock);
@@ -128,7 +130,7 @@ static int64_t job_key_locked(struct role *r)
 	struct engine *e = r->engine;
 	int64_t key;
 
-	if (!r->job.cold && r->current)
+	if (!r->use->job.cold && r->current)
 		return r->expires_boot;
 	pthread_mutex_lock(&e->sched_lock);
 	key = INT64_MIN / 2 + e->next_seq++;
@@ -140,7 +142,7 @@ static int64_t job_key_locked(struct role *r)
 
 static void job_release_locked(struct role *r)
 {
-	struct job *j = &r->job;
+	struct job *j = &r->use->job;
 
 	token_unref(j->token);
 	creds_unref(j->source);
@@ -162,10 +164,10 @@ static void job_unqueue_locked(struct role *r)
 	if (!e)
 		return;
 	pthread_mutex_lock(&e->sched_lock);
-	heap_remove(&e->prep, &r->job.node);
-	heap_remove(&e->queue, &r->job.node);
-	if (r->job.behind) {
-		r->job.behind = 0;
+	heap_remove(&e->prep, &r->use->job.node);
+	heap_remove(&e->queue, &r->use->job.node);
+	if (r->use->job.behind) {
+		r->use->job.behind = 0;
 		e->behind--;
 	}
 	pthread_mutex_unlock(&e->sched_lock);
@@ -180,28 +182,28 @@ static void job_finish_locked(struct role *r, const struct exchange_error *err)
 
 	job_unqueue_locked(r);
 	job_release_locked(r);
-	r->job.stage = JOB_NONE;
-	r->job.cold = 0;
-	r->renewal_seq++;
+	r->use->job.stage = JOB_NONE;
+	r->use->job.cold = 0;
+	r->use->renewal_seq++;
 	if (err) {
-		r->failures++;
-		r->holdoff_until_boot = now + holdoff_ms(r->failures);
-		r->renewal_failures++;
+		r->use->failures++;
+		r->use->holdoff_until_boot = now + holdoff_ms(r->use->failures);
+		r->use->renewal_failures++;
 		role_set_error_locked(r, err);
 	}
-	pthread_cond_broadcast(&r->changed);
+	pthread_cond_broadcast(&r->use->changed);
 }
 
 void renew_cancel_locked(struct role *r)
 {
-	if (r->job.stage == JOB_NONE)
+	if (!r->use || r->use->job.stage == JOB_NONE)
 		return;
 	job_unqueue_locked(r);
 	job_release_locked(r);
-	r->job.stage = JOB_NONE;
-	r->job.cold = 0;
-	r->renewal_seq++;
-	pthread_cond_broadcast(&r->changed);
+	r->use->job.stage = JOB_NONE;
+	r->use->job.cold = 0;
+	r->use->renewal_seq++;
+	pthread_cond_broadcast(&r->use->changed);
 }
 
 static void job_fail_locked(struct role *r, const char *code, const char *msg)
@@ -215,10 +217,12 @@ static void job_fail_locked(struct role *r, const char *code, const char *msg)
 
 void renew_start_locked(struct role *r, int cold)
 {
-	struct job *j = &r->job;
+	struct job *j;
 
-	if (!r->engine || r->removed)
+	/* Callers have made r->use; this is a last guard. */
+	if (!r->engine || r->removed || !r->use)
 		return;
+	j = &r->use->job;
 	if (j->stage != JOB_NONE) {
 		/* A reader now waits: a queued background job jumps ahead. */
 		if (cold && !j->cold) {
@@ -246,7 +250,7 @@ void renew_start_locked(struct role *r, int cold)
  * cannot keep up. */
 static void job_queue_locked(struct role *r)
 {
-	struct job *j = &r->job;
+	struct job *j = &r->use->job;
 
 	j->stage = JOB_QUEUED;
 	j->queued_boot = clock_boot_ms();
@@ -261,18 +265,18 @@ static void job_queue_locked(struct role *r)
 
 void renew_token_ready_locked(struct role *r)
 {
-	if (r->job.stage != JOB_WAIT_TOKEN)
+	if (r->use->job.stage != JOB_WAIT_TOKEN)
 		return;
 	timers_cancel_locked(r, RT_JOB);
-	if (!token_fresh_locked(r, clock_boot_ms()) || !r->tok.current) {
-		struct exchange_error err = r->error;
+	if (!token_fresh_locked(r, clock_boot_ms()) || !r->use->tok.current) {
+		struct exchange_error err = r->use->error;
 
 		log_warn("role %s: renewal failed: %s: %s", r->name, err.code,
 			 err.message);
 		job_finish_locked(r, &err);
 		return;
 	}
-	r->job.token = token_ref(r->tok.current);
+	r->use->job.token = token_ref(r->use->tok.current);
 	job_queue_locked(r);
 }
 
@@ -280,19 +284,19 @@ void renew_token_ready_locked(struct role *r)
  * ends.  0 or -ENOMEM.  With source->lock. */
 static int add_dependent_locked(struct role *source, struct role *d)
 {
-	if (source->n_dependents == source->cap_dependents) {
-		size_t cap = source->cap_dependents ? source->cap_dependents * 2 : 4;
-		struct role **grown = realloc(source->dependents, cap * sizeof(*grown));
+	if (source->use->n_dependents == source->use->cap_dependents) {
+		size_t cap = source->use->cap_dependents ? source->use->cap_dependents * 2 : 4;
+		struct role **grown = realloc(source->use->dependents, cap * sizeof(*grown));
 
 		if (!grown)
 			return -ENOMEM;
-		source->dependents = grown;
-		source->cap_dependents = cap;
+		source->use->dependents = grown;
+		source->use->cap_dependents = cap;
 	}
-	for (size_t i = 0; i < source->n_dependents; i++)
-		if (source->dependents[i] == d)
+	for (size_t i = 0; i < source->use->n_dependents; i++)
+		if (source->use->dependents[i] == d)
 			return 0;
-	source->dependents[source->n_dependents++] = role_ref(d);
+	source->use->dependents[source->use->n_dependents++] = role_ref(d);
 	return 0;
 }
 
@@ -310,8 +314,9 @@ static struct creds *source_credentials(struct role *r, struct role *src,
 	now = clock_boot_ms();
 	if (role_valid_locked(src, now)) {
 		c = creds_ref(src->current);
-	} else if (src->removed || (src->job.stage == JOB_NONE &&
-				    src->failures && now < src->holdoff_until_boot)) {
+	} else if (src->removed || role_use_locked(src) ||
+		   (src->use->job.stage == JOB_NONE && src->use->failures &&
+		    now < src->use->holdoff_until_boot)) {
 		*failed = 1;
 	} else if (add_dependent_locked(src, r)) {
 		*failed = 1;
@@ -330,7 +335,7 @@ static void prep_chained(struct role *r)
 	int failed;
 	char msg[160];
 
-	r->job.stage = JOB_WAIT_SOURCE;
+	r->use->job.stage = JOB_WAIT_SOURCE;
 	gen = r->settings_gen;
 	src = role_ref(r->source);
 	pthread_mutex_unlock(&r->lock);
@@ -338,10 +343,10 @@ static void prep_chained(struct role *r)
 	if (!src)
 		failed = 1;
 	pthread_mutex_lock(&r->lock);
-	if (r->job.stage != JOB_WAIT_SOURCE || r->settings_gen != gen) {
+	if (r->use->job.stage != JOB_WAIT_SOURCE || r->settings_gen != gen) {
 		creds_unref(c);
 	} else if (c) {
-		r->job.source = c;
+		r->use->job.source = c;
 		job_queue_locked(r);
 	} else if (failed) {
 		snprintf(msg, sizeof(msg),
@@ -356,22 +361,22 @@ static void prep_chained(struct role *r)
  * and taken again). */
 static void job_prep_locked(struct role *r)
 {
-	if (r->job.stage != JOB_PREP)
+	if (r->use->job.stage != JOB_PREP)
 		return;
-	if (r->job.cfg->x.token_source == CFG_TOKEN_CHAINED) {
+	if (r->use->job.cfg->x.token_source == CFG_TOKEN_CHAINED) {
 		prep_chained(r);
 		return;
 	}
-	if (token_fresh_locked(r, clock_boot_ms()) && r->tok.current) {
-		r->job.token = token_ref(r->tok.current);
+	if (token_fresh_locked(r, clock_boot_ms()) && r->use->tok.current) {
+		r->use->job.token = token_ref(r->use->tok.current);
 		job_queue_locked(r);
 		return;
 	}
-	r->job.stage = JOB_WAIT_TOKEN;
+	r->use->job.stage = JOB_WAIT_TOKEN;
 	/* A token file that never answers must not hold the job forever. */
 	timers_arm_locked(r, RT_JOB, clock_boot_ms() +
-			  (int64_t)r->job.cfg->sched.wait_timeout * 1000);
-	if (!r->tok.busy)
+			  (int64_t)r->use->job.cfg->sched.wait_timeout * 1000);
+	if (!r->use->tok.busy)
 		token_start_locked(r);
 }
 
@@ -381,17 +386,21 @@ void renew_release_dependents(struct role *r)
 	size_t n;
 
 	pthread_mutex_lock(&r->lock);
-	deps = r->dependents;
-	n = r->n_dependents;
-	r->dependents = NULL;
-	r->n_dependents = r->cap_dependents = 0;
+	if (!r->use) {
+		pthread_mutex_unlock(&r->lock);
+		return;		/* never used: nobody waits on it */
+	}
+	deps = r->use->dependents;
+	n = r->use->n_dependents;
+	r->use->dependents = NULL;
+	r->use->n_dependents = r->use->cap_dependents = 0;
 	pthread_mutex_unlock(&r->lock);
 	for (size_t i = 0; i < n; i++) {
 		struct role *d = deps[i];
 
 		pthread_mutex_lock(&d->lock);
-		if (d->job.stage == JOB_WAIT_SOURCE && d->engine) {
-			d->job.stage = JOB_PREP;
+		if (d->use->job.stage == JOB_WAIT_SOURCE && d->engine) {
+			d->use->job.stage = JOB_PREP;
 			if (push_locked(d, &d->engine->prep, job_key_locked(d)))
 				job_fail_locked(d, "NoMemory", "out of memory");
 		}
@@ -408,7 +417,7 @@ void renew_release_dependents(struct role *r)
 static unsigned publish_locked(struct role *r, struct creds *got,
 			       struct exchange_error *err)
 {
-	const struct cfg_schedule *s = &r->job.cfg->sched;
+	const struct cfg_schedule *s = &r->use->job.cfg->sched;
 	int64_t wall = clock_wall(), boot = clock_boot_ms(), point;
 	struct creds *c, *old;
 	unsigned what = ENGINE_CHANGED_STATUS | ENGINE_CHANGED_CREDS;
@@ -427,17 +436,17 @@ static unsigned publish_locked(struct role *r, struct creds *got,
 	}
 	point = engine_refresh_point(wall, c->expires, s->refresh_fraction,
 				     s->min_validity, s->refresh_jitter,
-				     r->jitter_u);
+				     r->use->jitter_u);
 	creds_set_refresh_at(c, point);
 	old = r->current;
 	r->current = c;
 	r->expires_boot = boot + (c->expires - wall) * 1000;
 	r->refresh_boot = boot + (point - wall) * 1000;
 	r->refresh_wall = point;
-	r->renewals++;
-	r->failures = 0;
-	r->has_error = 0;
-	r->last_refresh = wall;
+	r->use->renewals++;
+	r->use->failures = 0;
+	r->use->has_error = 0;
+	r->use->last_refresh = wall;
 	timers_arm_locked(r, RT_REFRESH, r->refresh_boot);
 	timers_arm_locked(r, RT_EXPIRY, r->expires_boot - EXPIRY_MARGIN_MS);
 	creds_unref(old);
@@ -460,7 +469,7 @@ static unsigned after_request_locked(struct role *r, enum kind_result res,
 				     struct kind_request *req, struct creds *got,
 				     struct exchange_error *err)
 {
-	struct job *j = &r->job;
+	struct job *j = &r->use->job;
 	unsigned what = ENGINE_CHANGED_STATUS;
 
 	switch (res) {
@@ -523,27 +532,27 @@ static struct request_outcome job_run(struct role *r)
 	int64_t t0;
 
 	pthread_mutex_lock(&r->lock);
-	if (r->job.stage != JOB_QUEUED) {
+	if (r->use->job.stage != JOB_QUEUED) {
 		pthread_mutex_unlock(&r->lock);
 		return o;
 	}
 	timers_cancel_locked(r, RT_JOB);
-	r->job.stage = JOB_RUNNING;
-	r->job.requests++;
-	r->requests++;
-	r->last_attempt = clock_wall();
+	r->use->job.stage = JOB_RUNNING;
+	r->use->job.requests++;
+	r->use->requests++;
+	r->use->last_attempt = clock_wall();
 	sgen = r->settings_gen;
-	gen = generation_ref(r->job.gen);
-	tok = token_ref(r->job.token);
-	src = creds_ref(r->job.source);
+	gen = generation_ref(r->use->job.gen);
+	tok = token_ref(r->use->job.token);
+	src = creds_ref(r->use->job.source);
 	req = (struct kind_request){
-		.role = r->job.cfg, .token = tok ? tok->jwt : NULL,
-		.source = src, .step = r->job.step, .carry = r->job.carry,
+		.role = r->use->job.cfg, .token = tok ? tok->jwt : NULL,
+		.source = src, .step = r->use->job.step, .carry = r->use->job.carry,
 		.connect_timeout_ms = CONNECT_TIMEOUT_MS,
-		.timeout_ms = r->job.cfg->sched.wait_timeout > 2 ?
-				      r->job.cfg->sched.wait_timeout * 1000L : 2000L,
+		.timeout_ms = r->use->job.cfg->sched.wait_timeout > 2 ?
+				      r->use->job.cfg->sched.wait_timeout * 1000L : 2000L,
 	};
-	r->job.carry = NULL;
+	r->use->job.carry = NULL;
 	kind = kind_of(req.role->x.cloud);
 	pthread_mutex_unlock(&r->lock);
 
@@ -558,7 +567,7 @@ static struct request_outcome job_run(struct role *r)
 
 	pthread_mutex_lock(&r->lock);
 	role_count_outcome_locked(r, res == KIND_FAILED ? err.code : "200");
-	if (r->job.stage == JOB_RUNNING && r->settings_gen == sgen)
+	if (r->use->job.stage == JOB_RUNNING && r->settings_gen == sgen)
 		what = after_request_locked(r, res, &req, &got, &err);
 	else
 		what = ENGINE_CHANGED_STATUS;	/* settings changed meanwhile */
@@ -585,20 +594,20 @@ void renew_timer_locked(struct role *r)
 	struct engine *e = r->engine;
 	char msg[160];
 
-	switch (r->job.stage) {
+	switch (r->use->job.stage) {
 	case JOB_WAIT_RETRY:
 		job_queue_locked(r);
 		break;
 	case JOB_WAIT_TOKEN:
 		snprintf(msg, sizeof(msg),
 			 "the web identity token was not ready within %d s",
-			 r->job.cfg->sched.wait_timeout);
-		job_fail_locked(r, r->tok.read ? "TokenFile" : "Signer", msg);
+			 r->use->job.cfg->sched.wait_timeout);
+		job_fail_locked(r, r->use->tok.read ? "TokenFile" : "Signer", msg);
 		break;
 	case JOB_QUEUED:
 		pthread_mutex_lock(&e->sched_lock);
-		if (!r->job.behind) {
-			r->job.behind = 1;
+		if (!r->use->job.behind) {
+			r->use->job.behind = 1;
 			e->behind++;
 		}
 		if (clock_boot_ms() - e->behind_logged_boot >= BEHIND_LOG_EVERY_MS ||
@@ -651,9 +660,9 @@ static int work_once_sched(struct engine *e, int64_t *wait_ms)
 		role_ref(r);
 		pthread_mutex_unlock(&e->sched_lock);
 		pthread_mutex_lock(&r->lock);
-		seq = r->renewal_seq;
+		seq = r->use->renewal_seq;
 		job_prep_locked(r);	/* may fail the job: SourceRole */
-		ended = r->renewal_seq != seq;
+		ended = r->use->renewal_seq != seq;
 		pthread_mutex_unlock(&r->lock);
 		if (ended)
 			renew_release_dependents(r);
@@ -669,8 +678,8 @@ static int work_once_sched(struct engine *e, int64_t *wait_ms)
 		return 0;
 	n = heap_pop_upto(&e->queue, INT64_MAX);
 	r = role_of_job(n);
-	if (r->job.behind) {
-		r->job.behind = 0;
+	if (r->use->job.behind) {
+		r->use->job.behind = 0;
 		e->behind--;
 	}
 	role_ref(r);

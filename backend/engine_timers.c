@@ -47,12 +47,12 @@ void timers_arm_locked(struct role *r, enum role_timer_kind k, int64_t at)
 	struct engine *e = r->engine;
 	int top;
 
-	if (!e)
+	if (!e || !r->use)
 		return;
 	pthread_mutex_lock(&e->sched_lock);
-	if (heap_set(&e->timers, &r->timers[k].node, at))
+	if (heap_set(&e->timers, &r->use->timers[k].node, at))
 		log_error("role %s: out of memory arming a timer", r->name);
-	top = heap_top(&e->timers) == &r->timers[k].node;
+	top = heap_top(&e->timers) == &r->use->timers[k].node;
 	pthread_mutex_unlock(&e->sched_lock);
 	if (top)
 		wake_timer_thread(e);
@@ -62,10 +62,10 @@ void timers_cancel_locked(struct role *r, enum role_timer_kind k)
 {
 	struct engine *e = r->engine;
 
-	if (!e || !heap_contains(&r->timers[k].node))
+	if (!e || !r->use || !heap_contains(&r->use->timers[k].node))
 		return;
 	pthread_mutex_lock(&e->sched_lock);
-	heap_remove(&e->timers, &r->timers[k].node);
+	heap_remove(&e->timers, &r->use->timers[k].node);
 	pthread_mutex_unlock(&e->sched_lock);
 }
 
@@ -77,7 +77,7 @@ void timers_fire(struct engine *e, struct role *r, enum role_timer_kind k)
 
 	(void)e;
 	pthread_mutex_lock(&r->lock);
-	seq = r->renewal_seq;
+	seq = r->use->renewal_seq;
 	switch (k) {
 	case RT_REFRESH:
 		what = ENGINE_CHANGED_CREDS;
@@ -95,7 +95,7 @@ void timers_fire(struct engine *e, struct role *r, enum role_timer_kind k)
 	case RT_COUNT:
 		break;
 	}
-	ended = r->renewal_seq != seq;	/* the token took too long */
+	ended = r->use->renewal_seq != seq;	/* the token took too long */
 	pthread_mutex_unlock(&r->lock);
 	if (ended)
 		renew_release_dependents(r);
@@ -145,7 +145,7 @@ static void tell_everyone(void *arg, struct role *r)
 
 	(void)arg;
 	pthread_mutex_lock(&r->lock);
-	holding = r->current || r->tok.current;
+	holding = r->current || (r->use && r->use->tok.current);
 	pthread_mutex_unlock(&r->lock);
 	if (holding)
 		role_tell(r, ENGINE_CHANGED_CREDS | ENGINE_CHANGED_TOKEN |

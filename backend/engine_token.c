@@ -32,9 +32,9 @@ struct file_read {
 
 int token_fresh_locked(const struct role *r, int64_t now_boot)
 {
-	const struct token *t = r->tok.current;
+	const struct token *t = r->use ? r->use->tok.current : NULL;
 
-	if (!t || now_boot >= r->tok.refresh_boot)
+	if (!t || now_boot >= r->use->tok.refresh_boot)
 		return 0;
 	return !t->expires || clock_wall() < t->expires;
 }
@@ -42,9 +42,9 @@ int token_fresh_locked(const struct role *r, int64_t now_boot)
 /* Ends a token attempt: wakes readers and a renewal waiting for it. */
 static void attempt_ended_locked(struct role *r)
 {
-	r->tok.busy = 0;
-	r->tok.seq++;
-	pthread_cond_broadcast(&r->changed);
+	r->use->tok.busy = 0;
+	r->use->tok.seq++;
+	pthread_cond_broadcast(&r->use->changed);
 	if (r->engine)
 		renew_token_ready_locked(r);
 }
@@ -65,11 +65,11 @@ static void *file_read_main(void *arg)
 		rc = -1;
 	}
 	pthread_mutex_lock(&r->lock);
-	seq = r->renewal_seq;
-	if (r->tok.read == fr && r->settings_gen == fr->settings_gen) {
-		r->tok.read = NULL;
+	seq = r->use->renewal_seq;
+	if (r->use->tok.read == fr && r->settings_gen == fr->settings_gen) {
+		r->use->tok.read = NULL;
 		if (!rc) {
-			struct token *cur = r->tok.current;
+			struct token *cur = r->use->tok.current;
 
 			/* The same content as before keeps its version, so
 			 * the kernel keeps its copy. */
@@ -77,20 +77,20 @@ static void *file_read_main(void *arg)
 				token_unref(t);
 			} else {
 				token_unref(cur);
-				r->tok.current = t;
+				r->use->tok.current = t;
 			}
 			t = NULL;
-			r->tok.refresh_boot = clock_boot_ms() + TOKEN_FILE_FRESH_MS;
-			token_set_refresh_at(r->tok.current,
+			r->use->tok.refresh_boot = clock_boot_ms() + TOKEN_FILE_FRESH_MS;
+			token_set_refresh_at(r->use->tok.current,
 					     clock_wall() + TOKEN_FILE_FRESH_MS / 1000);
-			r->tok.failed = 0;
+			r->use->tok.failed = 0;
 		} else {
-			r->tok.failed = 1;
+			r->use->tok.failed = 1;
 			role_set_error_locked(r, &err);
 		}
 		attempt_ended_locked(r);
 	}
-	ended = r->renewal_seq != seq;	/* a renewal failed for want of it */
+	ended = r->use->renewal_seq != seq;	/* a renewal failed for want of it */
 	pthread_mutex_unlock(&r->lock);
 	if (ended)
 		renew_release_dependents(r);
@@ -119,18 +119,18 @@ static void start_file_read_locked(struct role *r)
 		pthread_attr_init(&attr);
 		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 		pthread_attr_setstacksize(&attr, FILE_READ_STACK);
-		r->tok.read = fr;
+		r->use->tok.read = fr;
 		rc = pthread_create(&tid, &attr, file_read_main, fr);
 		pthread_attr_destroy(&attr);
 	}
 	if (rc) {
-		r->tok.read = NULL;
+		r->use->tok.read = NULL;
 		if (fr)
 			role_unref(fr->role);
 		free(fr);
 		exchange_error_set(&err, "NoThread",
 				   "cannot start a thread to read the token file");
-		r->tok.failed = 1;
+		r->use->tok.failed = 1;
 		role_set_error_locked(r, &err);
 		attempt_ended_locked(r);
 	}
@@ -141,16 +141,16 @@ void token_start_locked(struct role *r)
 	struct engine *e = r->engine;
 	int rc;
 
-	if (!e || r->tok.busy)
+	if (!e || !r->use || r->use->tok.busy)
 		return;
-	r->tok.busy = 1;
-	r->tok.busy_since_wall = clock_wall();
+	r->use->tok.busy = 1;
+	r->use->tok.busy_since_wall = clock_wall();
 	if (r->cfg->x.token_source == CFG_TOKEN_FILE) {
 		start_file_read_locked(r);
 		return;
 	}
 	pthread_mutex_lock(&e->sched_lock);
-	rc = heap_set(&e->signing, &r->tok.node, e->next_seq++);
+	rc = heap_set(&e->signing, &r->use->tok.node, e->next_seq++);
 	if (!rc)
 		ensure_worker_sched(e);
 	pthread_mutex_unlock(&e->sched_lock);
@@ -158,7 +158,7 @@ void token_start_locked(struct role *r)
 		struct exchange_error err;
 
 		exchange_error_set(&err, "NoMemory", "out of memory");
-		r->tok.failed = 1;
+		r->use->tok.failed = 1;
 		role_set_error_locked(r, &err);
 		attempt_ended_locked(r);
 	}
@@ -191,7 +191,7 @@ void token_sign_run(struct role *r)
 	int ended;
 
 	pthread_mutex_lock(&r->lock);
-	if (!r->tok.busy || r->removed || !r->engine) {
+	if (!r->use->tok.busy || r->removed || !r->engine) {
 		pthread_mutex_unlock(&r->lock);
 		return;
 	}
@@ -211,22 +211,22 @@ void token_sign_run(struct role *r)
 	}
 
 	pthread_mutex_lock(&r->lock);
-	seq = r->renewal_seq;
-	if (r->settings_gen == sgen && r->tok.busy) {
+	seq = r->use->renewal_seq;
+	if (r->settings_gen == sgen && r->use->tok.busy) {
 		if (t) {
-			token_unref(r->tok.current);
-			r->tok.current = t;
+			token_unref(r->use->tok.current);
+			r->use->tok.current = t;
 			t = NULL;
-			r->tok.refresh_boot = token_refresh_boot(
+			r->use->tok.refresh_boot = token_refresh_boot(
 				&c->sched, now, signer_token_lifetime(gen->signer));
-			token_set_refresh_at(r->tok.current,
-					     now + (r->tok.refresh_boot - clock_boot_ms()) / 1000);
-			r->tok.failed = 0;
-			timers_arm_locked(r, RT_TOKEN, r->tok.refresh_boot);
+			token_set_refresh_at(r->use->tok.current,
+					     now + (r->use->tok.refresh_boot - clock_boot_ms()) / 1000);
+			r->use->tok.failed = 0;
+			timers_arm_locked(r, RT_TOKEN, r->use->tok.refresh_boot);
 			what = ENGINE_CHANGED_TOKEN;
-			version = r->tok.current->version;
+			version = r->use->tok.current->version;
 		} else {
-			r->tok.failed = 1;
+			r->use->tok.failed = 1;
 			role_set_error_locked(r, &err);
 			what = ENGINE_CHANGED_STATUS;
 			log_warn("role %s: token unavailable: %s: %s", r->name,
@@ -234,7 +234,7 @@ void token_sign_run(struct role *r)
 		}
 		attempt_ended_locked(r);
 	}
-	ended = r->renewal_seq != seq;
+	ended = r->use->renewal_seq != seq;
 	pthread_mutex_unlock(&r->lock);
 	if (ended)
 		renew_release_dependents(r);
@@ -247,19 +247,19 @@ void token_drop_locked(struct role *r)
 {
 	struct engine *e = r->engine;
 
-	token_unref(r->tok.current);
-	r->tok.current = NULL;
+	token_unref(r->use->tok.current);
+	r->use->tok.current = NULL;
 	if (e) {
 		pthread_mutex_lock(&e->sched_lock);
-		heap_remove(&e->signing, &r->tok.node);
+		heap_remove(&e->signing, &r->use->tok.node);
 		pthread_mutex_unlock(&e->sched_lock);
 	}
 	/* A read in flight is for settings that are gone: it will find it is
 	 * no longer the role's read and drop what it got. */
-	r->tok.read = NULL;
-	r->tok.busy = 0;
-	r->tok.failed = 0;
-	r->tok.seq++;
+	r->use->tok.read = NULL;
+	r->use->tok.busy = 0;
+	r->use->tok.failed = 0;
+	r->use->tok.seq++;
 	timers_cancel_locked(r, RT_TOKEN);
 }
 
@@ -282,31 +282,33 @@ int engine_token(struct role *r, enum engine_wait w, struct token **out)
 	    (w == ENGINE_PEEK || r->cfg->x.token_source != CFG_TOKEN_FILE)) {
 		rc = 0;
 	} else if (w == ENGINE_PEEK) {
-		rc = r->tok.current && (!r->tok.current->expires ||
-					clock_wall() < r->tok.current->expires) ?
+		rc = r->use && r->use->tok.current && (!r->use->tok.current->expires ||
+					clock_wall() < r->use->tok.current->expires) ?
 			     0 : -EAGAIN;
+	} else if (role_use_locked(r)) {
+		log_error("role %s: out of memory for its first use", r->name);
 	} else {
 		ts = clock_deadline_ms((int64_t)r->cfg->sched.wait_timeout * 1000);
-		seq = r->tok.seq;
+		seq = r->use->tok.seq;
 		token_start_locked(r);
-		r->readers_waiting++;
-		while (r->tok.seq == seq && !r->removed) {
-			if (pthread_cond_timedwait(&r->changed, &r->lock, &ts) ==
+		r->use->readers_waiting++;
+		while (r->use->tok.seq == seq && !r->removed) {
+			if (pthread_cond_timedwait(&r->use->changed, &r->lock, &ts) ==
 			    ETIMEDOUT) {
-				r->last_failed_read = clock_wall();
-				snprintf(r->failed_read_reason,
-					 sizeof(r->failed_read_reason),
+				r->use->last_failed_read = clock_wall();
+				snprintf(r->use->failed_read_reason,
+					 sizeof(r->use->failed_read_reason),
 					 "the token was not ready within wait_timeout (%d s)",
 					 r->cfg->sched.wait_timeout);
 				break;
 			}
 		}
-		r->readers_waiting--;
-		if (r->tok.seq != seq && !r->tok.failed && r->tok.current)
+		r->use->readers_waiting--;
+		if (r->use->tok.seq != seq && !r->use->tok.failed && r->use->tok.current)
 			rc = 0;
 	}
 	if (!rc)
-		*out = token_ref(r->tok.current);
+		*out = token_ref(r->use->tok.current);
 	pthread_mutex_unlock(&r->lock);
 	return rc;
 }

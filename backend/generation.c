@@ -1,5 +1,6 @@
 #include "generation.h"
 
+#include <malloc.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,6 +78,11 @@ void generation_unref(struct generation *g)
 		cfg_free(g->cfg);
 		free(b);
 		atomic_fetch_sub(&live, 1);
+		/* A configuration replaced by a reload was made before the one
+		 * that replaced it, so it leaves a hole low in the heap that
+		 * free() never gives back: 100 000 roles grew the daemon by
+		 * 70 MB at every reload until it is returned here. */
+		malloc_trim(0);
 	}
 }
 

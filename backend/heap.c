@@ -50,8 +50,17 @@ static void sift_down(struct heap *h, size_t i)
 	place(h, i, node);
 }
 
+/* Whether node is in h itself (heap_contains only says it is in some
+ * heap: a node moves between the engine's queues). */
+static int member(const struct heap *h, const struct heap_node *node)
+{
+	return node->pos < h->n && h->items[node->pos] == node;
+}
+
 int heap_set(struct heap *h, struct heap_node *node, int64_t key)
 {
+	if (heap_contains(node) && !member(h, node))
+		return -EINVAL;		/* in another heap: take it out first */
 	if (heap_contains(node)) {
 		int64_t old = node->key;
 
@@ -82,7 +91,7 @@ void heap_remove(struct heap *h, struct heap_node *node)
 	struct heap_node *last;
 	size_t i = node->pos;
 
-	if (!heap_contains(node))
+	if (!member(h, node))
 		return;
 	node->pos = HEAP_NOWHERE;
 	last = h->items[--h->n];

@@ -34,10 +34,11 @@ static inline int heap_contains(const struct heap_node *node)
 	return node->pos != HEAP_NOWHERE;
 }
 
-/* Puts node in h with key (moving it if it is in h already).  0 or
- * -ENOMEM (node unchanged). */
+/* Puts node in h with key (moving it if it is in h already).  0, or
+ * -ENOMEM, or -EINVAL when node is in another heap (node unchanged). */
 int heap_set(struct heap *h, struct heap_node *node, int64_t key) WUR;
-/* Takes node out of h (nothing if it is not in it). */
+/* Takes node out of h; nothing if it is not in h (also when it is in
+ * another heap). */
 void heap_remove(struct heap *h, struct heap_node *node);
 /* The node with the smallest key, or NULL. */
 struct heap_node *heap_top(const struct heap *h);

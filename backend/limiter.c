@@ -7,6 +7,7 @@
 /* With no configured rate, a throttling limit is lifted once recovery
  * takes it this far above what was being sent. */
 #define UNLIMITED_LIFT 4.0
+#define TOKEN_EPSILON 1e-9
 
 void limiter_init(struct limiter *l, double max_rate, unsigned max_inflight,
 		  int64_t now_ms)
@@ -20,12 +21,30 @@ void limiter_init(struct limiter *l, double max_rate, unsigned max_inflight,
 	l->observed_ms = now_ms;
 }
 
+/* How many requests the bucket holds at rate: one, plus what a request
+ * that starts late earned meanwhile, so that a worker waking up late (a
+ * timed wait oversleeps, the clock counts whole milliseconds) costs no
+ * throughput.  The lateness forgiven is half an interval, and at least
+ * 2 ms: up to 250 requests per second the bucket holds 1.5 and no
+ * one-second window ever sees more than rate + 1 starts; above, the
+ * bucket holds 1 + rate / 500 (0.2% of a second's worth more). */
+static double capacity(double rate)
+{
+	double slack_ms = 500.0 / rate;
+
+	if (slack_ms < 2.0)
+		slack_ms = 2.0;
+	return 1.0 + slack_ms * rate / 1000.0;
+}
+
 static void refill(struct limiter *l, int64_t now_ms)
 {
 	if (l->rate > 0 && now_ms > l->refilled_ms) {
+		double cap = capacity(l->rate);
+
 		l->tokens += (double)(now_ms - l->refilled_ms) * l->rate / 1000.0;
-		if (l->tokens > 1.0)
-			l->tokens = 1.0;
+		if (l->tokens > cap)
+			l->tokens = cap;
 	}
 	l->refilled_ms = now_ms;
 }
@@ -84,9 +103,16 @@ int64_t limiter_acquire(struct limiter *l, int64_t now_ms)
 		return -1;
 	if (l->rate > 0) {
 		refill(l, now_ms);
-		if (l->tokens < 1.0) {
-			int64_t ms = (int64_t)((1.0 - l->tokens) * 1000.0 / l->rate) + 1;
+		/* (Rounding must not make a wait that was long enough fall
+		 * short by a hair.) */
+		if (l->tokens < 1.0 - TOKEN_EPSILON) {
+			/* The clock counts whole milliseconds: waiting the
+			 * rounded-up interval always finds the token. */
+			double exact = (1.0 - l->tokens) * 1000.0 / l->rate;
+			int64_t ms = (int64_t)exact;
 
+			if ((double)ms < exact)
+				ms++;
 			return ms > 0 ? ms : 1;
 		}
 		l->tokens -= 1.0;

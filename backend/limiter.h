@@ -23,7 +23,9 @@ struct limiter {
 	double max_rate;		/* configured; 0: none */
 	unsigned max_inflight;		/* configured; 0: none */
 	double rate;			/* in force; 0: none */
-	double tokens;			/* bucket content, at most 1 */
+	double tokens;			/* bucket content: 1 to start, at most
+					 * 1.5, or 1 + rate / 500 above 250/s
+					 * (limiter.c, capacity) */
 	int64_t refilled_ms;		/* when tokens was last brought up to date */
 	unsigned inflight;
 	/* Throttling back-off. */

@@ -31,6 +31,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import harness  # noqa: E402
 from harness import Moto, is_mounted  # noqa: E402
 from sts_proxy import StsProxy  # noqa: E402
+import fleetbench  # noqa: E402
 
 ACCOUNT = "123456789012"
 REGION = "ap-northeast-1"
@@ -49,6 +50,7 @@ class Bench:
         self.credfs = os.path.abspath(args.credfs)
         self.readloop = os.path.abspath(args.readloop)
         self.signbench_exe = os.path.join(os.path.dirname(self.readloop), "signbench")
+        self.rolereader = os.path.join(os.path.dirname(self.readloop), "rolereader")
         self.dir = os.path.abspath(args.dir)
         self.cli_runs = args.cli_runs
         self.mounts = []             # Mount objects still mounted
@@ -690,6 +692,9 @@ FIGURES = {
     "6": "fig6_cli",
     "7": "fig7_tpm",
     "8": "fig8_restarts",
+    "9": "fig9_idle_roles",
+    "10": "fig10_in_use",
+    "11": "fig11_fleet",
 }
 
 
@@ -707,7 +712,7 @@ def main():
     p.add_argument("figures", nargs="*", help="figure numbers to run (default: all)")
     args = p.parse_args()
     wanted = []
-    for f in args.figures or sorted(FIGURES):
+    for f in args.figures or sorted(FIGURES, key=int):
         if f not in FIGURES:
             p.error("no figure %s" % f)
         if FIGURES[f] not in wanted:
@@ -719,7 +724,12 @@ def main():
         bench = Bench(args)
         bench.machine()
         for name in wanted:
-            getattr(bench, name)()
+            t0 = time.monotonic()
+            if hasattr(fleetbench, name):
+                getattr(fleetbench, name)(bench)
+            else:
+                getattr(bench, name)()
+            print("(%s took %.0f s)" % (name, time.monotonic() - t0), flush=True)
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)
         return 2

@@ -241,12 +241,46 @@ static void large(void)
 	heap_free(&h);
 }
 
+/* Removing a node from a heap it is not in leaves both heaps as they
+ * were, also when it is in another one (the engine's jobs move between
+ * its preparation queue and the limiter's queue, and taking a job out
+ * tries both).  It used to take the last item out of the wrong heap: an
+ * empty one wrapped its count around and wrote before its array. */
+static void remove_from_the_other_heap(void)
+{
+	struct heap a = {0}, b = {0};
+	struct heap_node x, y, z;
+
+	heap_node_init(&x);
+	heap_node_init(&y);
+	heap_node_init(&z);
+	CHECK(heap_set(&a, &x, 5) == 0);
+	CHECK(heap_set(&a, &y, 7) == 0);
+	heap_remove(&b, &x);			/* b is empty */
+	CHECK(b.n == 0 && heap_top(&b) == NULL);
+	CHECK(a.n == 2 && heap_top(&a) == &x && heap_contains(&x));
+	CHECK(heap_set(&b, &z, 1) == 0);
+	heap_remove(&b, &y);			/* y is in a, at a position b has */
+	CHECK(b.n == 1 && heap_top(&b) == &z);
+	CHECK(a.n == 2 && heap_contains(&y));
+	heap_remove(&a, &y);
+	CHECK(a.n == 1 && !heap_contains(&y) && heap_top(&a) == &x);
+	heap_remove(&a, &y);			/* in no heap now */
+	CHECK(a.n == 1);
+	/* Setting a key through the wrong heap is refused, not done. */
+	CHECK(heap_set(&b, &x, 0) == -EINVAL);
+	CHECK(heap_top(&a) == &x && x.key == 5 && b.n == 1);
+	heap_free(&a);
+	heap_free(&b);
+}
+
 static const struct check_case cases[] = {
 	CHECK_CASE(empty_heap),
 	CHECK_CASE(set_moves_a_member),
 	CHECK_CASE(pop_upto_respects_the_limit),
 	CHECK_CASE(random_against_reference),
 	CHECK_CASE(large),
+	CHECK_CASE(remove_from_the_other_heap),
 };
 
 int main(void)

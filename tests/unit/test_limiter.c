@@ -99,10 +99,75 @@ static void bucket_spacing(void)
 	CHECK(t - T0 >= 299 * 1000 / 3);
 	CHECK(t - T0 <= 299 * (1000 / 3 + 1));
 
-	/* A long idle time fills the bucket to one, not more. */
+	/* A long idle time fills the bucket to one and a half, not more:
+	 * two starts half an interval apart, then the rate. */
 	limiter_init(&l, 10, 0, T0);
 	CHECK(try_start(&l, T0 + 100000) == 0);
 	CHECK(try_start(&l, T0 + 100000) > 0);
+	CHECK(try_start(&l, T0 + 100049) > 0);
+	CHECK(try_start(&l, T0 + 100050) == 0);
+	CHECK(try_start(&l, T0 + 100149) > 0);
+	CHECK(try_start(&l, T0 + 100150) == 0);
+}
+
+/* What a worker sees: it sleeps the wait it was given, wakes up late by
+ * 0 to `late_ms`, and starts.  Returns the starts in `seconds`; *peak is
+ * the most starts in any one-second window. */
+static int late_worker(double rate, int64_t late_ms, int seconds, int *peak)
+{
+	struct limiter l;
+	static int64_t starts[200000];
+	int64_t t = T0, w;
+	unsigned seed = 12345;
+	int n = 0, lo = 0;
+
+	limiter_init(&l, rate, 0, T0);
+	*peak = 0;
+	while (t < T0 + seconds * 1000 && n < (int)ARRAY_SIZE(starts)) {
+		w = try_start(&l, t);
+		if (w == 0) {
+			starts[n++] = t;
+			while (starts[n - 1] - starts[lo] >= 1000)
+				lo++;
+			if (n - lo > *peak)
+				*peak = n - lo;
+			continue;
+		}
+		seed = seed * 1103515245 + 12345;
+		t += w + (late_ms ? (int64_t)((seed >> 16) % (unsigned)(late_ms + 1)) : 0);
+	}
+	return n;
+}
+
+/* The configured rate is what the endpoint gets, at any rate, however
+ * late a worker wakes up (within half an interval, or 2 ms), and no
+ * second sees more than rate + 1 starts (rate + rate / 500 above 250 per
+ * second).  A bucket of exactly one request lost what a late wake-up
+ * earned: with waits rounded up to the next millisecond plus one it gave
+ * 166 of 200 per second, and at most 500 per second at any rate above. */
+static void late_wakeups_keep_the_rate(void)
+{
+	static const struct {
+		double rate;
+		int64_t late_ms;
+	} c[] = {
+		{ 10, 0 }, { 10, 40 }, { 200, 0 }, { 200, 2 }, { 1000, 0 },
+		{ 1000, 2 }, { 5000, 1 }, { 20000, 1 },
+	};
+
+	for (size_t i = 0; i < ARRAY_SIZE(c); i++) {
+		int peak, n = late_worker(c[i].rate, c[i].late_ms, 10, &peak);
+		double bound = c[i].rate <= 250 ? c[i].rate + 1 :
+			       c[i].rate * 1.002 + 1;
+
+		if (n < 10 * c[i].rate * 0.99 || n > 10 * c[i].rate + 2 ||
+		    peak > bound) {
+			fprintf(stderr, "    rate %g, up to %lld ms late: %d starts in 10 s, "
+				"peak %d in a second\n", c[i].rate,
+				(long long)c[i].late_ms, n, peak);
+			CHECK(!"the configured rate, never more");
+		}
+	}
 }
 
 static void inflight_cap(void)
@@ -221,13 +286,16 @@ static void recovery_to_the_configured_rate(void)
 	}
 	CHECK(near(limiter_rate(&l, T0 + 12000), 10));
 	CHECK(l.throttled_ms == 0);
-	/* Recovered: the bucket spaces at the configured rate again. */
+	/* Recovered: the bucket spaces at the configured rate again (after
+	 * the half request an idle bucket holds beyond the first). */
 	{
 		int64_t t = T0 + 20000;
 
 		CHECK(try_start(&l, t) == 0);
-		CHECK(try_start(&l, t + 99) > 0);
-		CHECK(try_start(&l, t + 100) == 0);
+		CHECK(try_start(&l, t + 49) > 0);
+		CHECK(try_start(&l, t + 50) == 0);
+		CHECK(try_start(&l, t + 149) > 0);
+		CHECK(try_start(&l, t + 150) == 0);
 	}
 
 	/* Throttling during recovery starts it again from the new half. */
@@ -313,6 +381,7 @@ static void reload_while_throttled(void)
 static const struct check_case cases[] = {
 	CHECK_CASE(unlimited_never_waits),
 	CHECK_CASE(bucket_spacing),
+	CHECK_CASE(late_wakeups_keep_the_rate),
 	CHECK_CASE(inflight_cap),
 	CHECK_CASE(throttle_halves_at_most_once_a_second),
 	CHECK_CASE(recovery_to_the_configured_rate),
