@@ -20,6 +20,7 @@
 #include <openssl/params.h>
 
 #include "buf.h"
+#include "percent.h"
 
 #define SIGV4_ALGORITHM "AWS4-HMAC-SHA256"
 #define SIGV4_TERMINATOR "aws4_request"
@@ -41,13 +42,6 @@ struct canon_header {
 	char *value;
 	size_t order;
 };
-
-static int is_unreserved(unsigned char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-	       (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
-	       c == '~';
-}
 
 static int is_space(unsigned char c)
 {
@@ -128,36 +122,6 @@ out:
 	return ret;
 }
 
-/* Appends n bytes of s URI-encoded: unreserved characters kept, every other
- * byte as %XX with uppercase hex.  0 or -errno (b freed). */
-static int uri_encode(struct buf *b, const char *s, size_t n)
-{
-	static const char digits[] = "0123456789ABCDEF";
-	size_t i = 0;
-	int r;
-
-	while (i < n) {
-		size_t run = i;
-
-		while (run < n && is_unreserved((unsigned char)s[run]))
-			run++;
-		if (run > i) {
-			r = buf_append(b, s + i, run - i);
-			if (r)
-				return r;
-			i = run;
-			continue;
-		}
-		char esc[3] = { '%', digits[(unsigned char)s[i] >> 4],
-				digits[(unsigned char)s[i] & 0x0f] };
-		r = buf_append(b, esc, sizeof(esc));
-		if (r)
-			return r;
-		i++;
-	}
-	return 0;
-}
-
 /* Percent-decodes n bytes of s ("%XX" only; '+' and malformed escapes are
  * kept literally) and appends them strictly re-encoded to b. */
 static int query_part_canonical(struct buf *b, const char *s, size_t n)
@@ -180,7 +144,7 @@ static int query_part_canonical(struct buf *b, const char *s, size_t n)
 		if (r)
 			return r;
 	}
-	r = uri_encode(b, raw.data ? raw.data : "", raw.len);
+	r = percent_encode(b, raw.data ? raw.data : "", raw.len);
 	buf_free(&raw);
 	return r;
 }
@@ -226,7 +190,7 @@ static int append_canonical_uri(struct buf *b, const char *path)
 		if (i)
 			r = buf_append_str(b, "/");
 		if (!r)
-			r = uri_encode(b, seg[i], seg_len[i]);
+			r = percent_encode(b, seg[i], seg_len[i]);
 	}
 	if (!r && n_seg && len && path[len - 1] == '/')
 		r = buf_append_str(b, "/");

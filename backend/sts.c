@@ -14,6 +14,7 @@
 #include "clock.h"
 #include "http.h"
 #include "log.h"
+#include "percent.h"
 #include "sigv4.h"
 
 #define STS_VERSION "2011-06-15"
@@ -26,38 +27,14 @@
 /* ------------------------------------------------------------------ */
 /* Request body                                                        */
 
-/* Appends "&key=value" (no '&' for the first pair) with value encoded as
- * RFC 3986 wants: unreserved characters kept, every other byte %XX. */
-static int form_add(struct buf *b, const char *key, const char *value)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	char esc[3] = { '%' };
-	int r;
-
-	r = buf_printf(b, "%s%s=", b->len ? "&" : "", key);
-	for (const unsigned char *p = (const unsigned char *)value; !r && *p;
-	     p++) {
-		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' ||
-		    *p == '_' || *p == '~') {
-			r = buf_append(b, p, 1);
-		} else {
-			esc[1] = hex[*p >> 4];
-			esc[2] = hex[*p & 15];
-			r = buf_append(b, esc, 3);
-		}
-	}
-	return r;
-}
-
-/* form_add for "Prefix.member.N[.suffix]". */
+/* percent_form_add for "Prefix.member.N[.suffix]". */
 static int form_add_member(struct buf *b, const char *prefix, size_t n,
 			   const char *suffix, const char *value)
 {
 	char key[96];
 
 	snprintf(key, sizeof(key), "%s.member.%zu%s", prefix, n, suffix);
-	return form_add(b, key, value);
+	return percent_form_add(b, key, value);
 }
 
 static int form_add_extras(struct buf *b, const struct sts_request *req)
@@ -68,16 +45,17 @@ static int form_add_extras(struct buf *b, const struct sts_request *req)
 	if (!x)
 		return 0;
 	if (x->policy)
-		r = r ? r : form_add(b, "Policy", x->policy);
+		r = r ? r : percent_form_add(b, "Policy", x->policy);
 	for (size_t i = 0; !r && i < x->n_policy_arns; i++)
 		r = form_add_member(b, "PolicyArns", i + 1, ".arn",
 				    x->policy_arns[i]);
 	if (req->action != STS_ASSUME_ROLE)
 		return r;
 	if (x->external_id)
-		r = r ? r : form_add(b, "ExternalId", x->external_id);
+		r = r ? r : percent_form_add(b, "ExternalId", x->external_id);
 	if (x->source_identity)
-		r = r ? r : form_add(b, "SourceIdentity", x->source_identity);
+		r = r ? r : percent_form_add(b, "SourceIdentity",
+					     x->source_identity);
 	for (size_t i = 0; !r && i < x->n_tags; i++) {
 		r = form_add_member(b, "Tags", i + 1, ".Key", x->tags[i].key);
 		if (!r)
@@ -98,21 +76,22 @@ char *sts_build_body(const struct sts_request *req)
 	int r;
 
 	buf_init(&b, STS_BODY_MAX);
-	r = form_add(&b, "Action", web ? "AssumeRoleWithWebIdentity" :
-					 "AssumeRole");
-	r = r ? r : form_add(&b, "Version", STS_VERSION);
-	r = r ? r : form_add(&b, "RoleArn", req->role_arn ? req->role_arn : "");
-	r = r ? r : form_add(&b, "RoleSessionName",
-			     req->session_name ? req->session_name : "");
+	r = percent_form_add(&b, "Action", web ? "AssumeRoleWithWebIdentity" :
+						 "AssumeRole");
+	r = r ? r : percent_form_add(&b, "Version", STS_VERSION);
+	r = r ? r : percent_form_add(&b, "RoleArn",
+				     req->role_arn ? req->role_arn : "");
+	r = r ? r : percent_form_add(&b, "RoleSessionName",
+				     req->session_name ? req->session_name : "");
 	if (!r && req->duration_seconds > 0) {
 		snprintf(duration, sizeof(duration), "%d",
 			 req->duration_seconds);
-		r = form_add(&b, "DurationSeconds", duration);
+		r = percent_form_add(&b, "DurationSeconds", duration);
 	}
 	if (!r && web)
-		r = form_add(&b, "WebIdentityToken",
-			     req->web_identity_token ? req->web_identity_token :
-						       "");
+		r = percent_form_add(&b, "WebIdentityToken",
+				     req->web_identity_token ?
+					     req->web_identity_token : "");
 	r = r ? r : form_add_extras(&b, req);
 	if (r) {
 		buf_free(&b);
