@@ -319,25 +319,6 @@ static void parse_state_free(struct parse_state *st)
 		XML_ParserFree(st->parser);
 }
 
-/* Copies printable text into a fixed array, truncating on a UTF-8
- * character boundary and replacing control characters with '?'. */
-static void copy_text(char *dst, size_t size, const char *src)
-{
-	size_t n = strlen(src);
-
-	if (n >= size) {
-		n = size - 1;
-		while (n && ((unsigned char)src[n] & 0xC0) == 0x80)
-			n--;
-	}
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)src[i];
-
-		dst[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-	}
-	dst[n] = '\0';
-}
-
 static int is_2xx(int status)
 {
 	return status >= 200 && status <= 299;
@@ -496,10 +477,12 @@ int sts_parse_response(const char *body, size_t len, int http_status,
 				      "an error document without a Code");
 			goto out;
 		}
-		copy_text(err->code, sizeof(err->code), st.fields[F_ERR_CODE]);
-		copy_text(err->message, sizeof(err->message),
-			  st.fields[F_ERR_MESSAGE] ? st.fields[F_ERR_MESSAGE] :
-						     "(no message)");
+		exchange_copy_text(err->code, sizeof(err->code),
+				   st.fields[F_ERR_CODE]);
+		exchange_copy_text(err->message, sizeof(err->message),
+				   st.fields[F_ERR_MESSAGE] ?
+					   st.fields[F_ERR_MESSAGE] :
+					   "(no message)");
 		err->retryable = sts_is_retryable(http_status, err->code);
 		break;
 	default:
@@ -623,8 +606,8 @@ static void set_error(struct exchange_error *err, const char *code, int retryabl
 		      const char *message)
 {
 	memset(err, 0, sizeof(*err));
-	copy_text(err->code, sizeof(err->code), code);
-	copy_text(err->message, sizeof(err->message), message);
+	exchange_copy_text(err->code, sizeof(err->code), code);
+	exchange_copy_text(err->message, sizeof(err->message), message);
 	err->retryable = retryable;
 }
 
