@@ -217,35 +217,3 @@ char *secret_strdup(const char *s)
 {
 	return s ? secret_strndup(s, strlen(s)) : NULL;
 }
-
-static int is_unreserved(unsigned char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-	       (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
-	       c == '~';
-}
-
-int buf_append_pct(struct buf *b, const char *s, size_t n)
-{
-	static const char digits[] = "0123456789ABCDEF";
-	size_t i = 0;
-	int r = 0;
-
-	while (!r && i < n) {
-		size_t run = i;
-
-		while (run < n && is_unreserved((unsigned char)s[run]))
-			run++;
-		if (run > i) {
-			r = buf_append(b, s + i, run - i);
-			i = run;
-		} else {
-			char esc[3] = { '%', digits[(unsigned char)s[i] >> 4],
-					digits[(unsigned char)s[i] & 0x0f] };
-
-			r = buf_append(b, esc, sizeof(esc));
-			i++;
-		}
-	}
-	return r;
-}

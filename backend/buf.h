@@ -24,10 +24,6 @@ void buf_init(struct buf *b, size_t max);
 int buf_append(struct buf *b, const void *data, size_t len) WUR;
 int buf_append_str(struct buf *b, const char *s) WUR;
 int buf_printf(struct buf *b, const char *fmt, ...) PRINTF_LIKE(2, 3) WUR;
-/* Appends n bytes of s percent-encoded as RFC 3986 wants (and SigV4 and
- * form bodies with it): the unreserved characters A-Z a-z 0-9 - . _ ~
- * kept, every other byte as %XX, uppercase hex. */
-int buf_append_pct(struct buf *b, const char *s, size_t n) WUR;
 
 /* Wipes, frees and resets to empty (keeps max). */
 void buf_free(struct buf *b);

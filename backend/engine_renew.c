@@ -498,6 +498,11 @@ static unsigned after_request_locked(struct role *r, enum kind_result res,
 		 j->step + 1, j->attempt, ATTEMPTS_MAX, err->code, err->message,
 		 err->retryable && j->attempt < ATTEMPTS_MAX ? " (will retry)" : "");
 	if (err->retryable && j->attempt < ATTEMPTS_MAX) {
+		/* The retry repeats this step: it needs what the step
+		 * before produced (Google's exchanged token) again. */
+		secret_free(j->carry);
+		j->carry = req->carry;
+		req->carry = NULL;
 		j->stage = JOB_WAIT_RETRY;
 		timers_arm_locked(r, RT_JOB, clock_boot_ms() +
 				  sts_backoff_ms(j->attempt, random01()));

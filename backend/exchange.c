@@ -5,6 +5,8 @@
 #include <string.h>
 
 extern const struct kind_ops kind_aws;
+extern const struct kind_ops kind_gcp;
+extern const struct kind_ops kind_azure;
 
 void exchange_error_set(struct exchange_error *err, const char *code,
 			const char *fmt, ...)
@@ -16,6 +18,25 @@ void exchange_error_set(struct exchange_error *err, const char *code,
 	va_start(ap, fmt);
 	vsnprintf(err->message, sizeof(err->message), fmt, ap);
 	va_end(ap);
+}
+
+void exchange_copy_text(char *dst, size_t size, const char *src)
+{
+	size_t n = strlen(src);
+
+	if (!size)
+		return;
+	if (n >= size) {
+		n = size - 1;
+		while (n && ((unsigned char)src[n] & 0xC0) == 0x80)
+			n--;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)src[i];
+
+		dst[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
+	}
+	dst[n] = '\0';
 }
 
 int exchange_is_throttling(int http_status, const char *code)
@@ -41,8 +62,9 @@ const struct kind_ops *kind_of(enum cfg_cloud cloud)
 	case CFG_CLOUD_AWS:
 		return &kind_aws;
 	case CFG_CLOUD_GCP:
+		return &kind_gcp;
 	case CFG_CLOUD_AZURE:
-		break;
+		return &kind_azure;
 	}
 	return NULL;
 }

@@ -27,6 +27,11 @@ struct exchange_error {
 void exchange_error_set(struct exchange_error *err, const char *code,
 			const char *fmt, ...) PRINTF_LIKE(3, 4);
 
+/* Copies src into dst (size bytes) as text fit for status and the log:
+ * control characters become '?', and a src that does not fit is cut on a
+ * UTF-8 character boundary, so valid UTF-8 stays valid. */
+void exchange_copy_text(char *dst, size_t size, const char *src);
+
 /* Whether an HTTP status or an error code means "slow down": HTTP 429 and
  * 503, and the throttling codes of PROTOCOL.md "Retries". */
 int exchange_is_throttling(int http_status, const char *code);

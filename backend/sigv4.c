@@ -20,6 +20,7 @@
 #include <openssl/params.h>
 
 #include "buf.h"
+#include "percent.h"
 
 #define SIGV4_ALGORITHM "AWS4-HMAC-SHA256"
 #define SIGV4_TERMINATOR "aws4_request"
@@ -121,7 +122,6 @@ out:
 	return ret;
 }
 
-
 /* Percent-decodes n bytes of s ("%XX" only; '+' and malformed escapes are
  * kept literally) and appends them strictly re-encoded to b. */
 static int query_part_canonical(struct buf *b, const char *s, size_t n)
@@ -144,7 +144,7 @@ static int query_part_canonical(struct buf *b, const char *s, size_t n)
 		if (r)
 			return r;
 	}
-	r = buf_append_pct(b, raw.data ? raw.data : "", raw.len);
+	r = percent_encode(b, raw.data ? raw.data : "", raw.len);
 	buf_free(&raw);
 	return r;
 }
@@ -190,7 +190,7 @@ static int append_canonical_uri(struct buf *b, const char *path)
 		if (i)
 			r = buf_append_str(b, "/");
 		if (!r)
-			r = buf_append_pct(b, seg[i], seg_len[i]);
+			r = percent_encode(b, seg[i], seg_len[i]);
 	}
 	if (!r && n_seg && len && path[len - 1] == '/')
 		r = buf_append_str(b, "/");

@@ -14,6 +14,7 @@
 #include "clock.h"
 #include "http.h"
 #include "log.h"
+#include "percent.h"
 #include "sigv4.h"
 
 #define STS_VERSION "2011-06-15"
@@ -26,22 +27,14 @@
 /* ------------------------------------------------------------------ */
 /* Request body                                                        */
 
-/* Appends "&key=value" (no '&' for the first pair), value percent-encoded. */
-static int form_add(struct buf *b, const char *key, const char *value)
-{
-	int r = buf_printf(b, "%s%s=", b->len ? "&" : "", key);
-
-	return r ? r : buf_append_pct(b, value, strlen(value));
-}
-
-/* form_add for "Prefix.member.N[.suffix]". */
+/* percent_form_add for "Prefix.member.N[.suffix]". */
 static int form_add_member(struct buf *b, const char *prefix, size_t n,
 			   const char *suffix, const char *value)
 {
 	char key[96];
 
 	snprintf(key, sizeof(key), "%s.member.%zu%s", prefix, n, suffix);
-	return form_add(b, key, value);
+	return percent_form_add(b, key, value);
 }
 
 static int form_add_extras(struct buf *b, const struct sts_request *req)
@@ -52,16 +45,17 @@ static int form_add_extras(struct buf *b, const struct sts_request *req)
 	if (!x)
 		return 0;
 	if (x->policy)
-		r = r ? r : form_add(b, "Policy", x->policy);
+		r = r ? r : percent_form_add(b, "Policy", x->policy);
 	for (size_t i = 0; !r && i < x->n_policy_arns; i++)
 		r = form_add_member(b, "PolicyArns", i + 1, ".arn",
 				    x->policy_arns[i]);
 	if (req->action != STS_ASSUME_ROLE)
 		return r;
 	if (x->external_id)
-		r = r ? r : form_add(b, "ExternalId", x->external_id);
+		r = r ? r : percent_form_add(b, "ExternalId", x->external_id);
 	if (x->source_identity)
-		r = r ? r : form_add(b, "SourceIdentity", x->source_identity);
+		r = r ? r : percent_form_add(b, "SourceIdentity",
+					     x->source_identity);
 	for (size_t i = 0; !r && i < x->n_tags; i++) {
 		r = form_add_member(b, "Tags", i + 1, ".Key", x->tags[i].key);
 		if (!r)
@@ -82,21 +76,22 @@ char *sts_build_body(const struct sts_request *req)
 	int r;
 
 	buf_init(&b, STS_BODY_MAX);
-	r = form_add(&b, "Action", web ? "AssumeRoleWithWebIdentity" :
-					 "AssumeRole");
-	r = r ? r : form_add(&b, "Version", STS_VERSION);
-	r = r ? r : form_add(&b, "RoleArn", req->role_arn ? req->role_arn : "");
-	r = r ? r : form_add(&b, "RoleSessionName",
-			     req->session_name ? req->session_name : "");
+	r = percent_form_add(&b, "Action", web ? "AssumeRoleWithWebIdentity" :
+						 "AssumeRole");
+	r = r ? r : percent_form_add(&b, "Version", STS_VERSION);
+	r = r ? r : percent_form_add(&b, "RoleArn",
+				     req->role_arn ? req->role_arn : "");
+	r = r ? r : percent_form_add(&b, "RoleSessionName",
+				     req->session_name ? req->session_name : "");
 	if (!r && req->duration_seconds > 0) {
 		snprintf(duration, sizeof(duration), "%d",
 			 req->duration_seconds);
-		r = form_add(&b, "DurationSeconds", duration);
+		r = percent_form_add(&b, "DurationSeconds", duration);
 	}
 	if (!r && web)
-		r = form_add(&b, "WebIdentityToken",
-			     req->web_identity_token ? req->web_identity_token :
-						       "");
+		r = percent_form_add(&b, "WebIdentityToken",
+				     req->web_identity_token ?
+					     req->web_identity_token : "");
 	r = r ? r : form_add_extras(&b, req);
 	if (r) {
 		buf_free(&b);
@@ -324,25 +319,6 @@ static void parse_state_free(struct parse_state *st)
 		XML_ParserFree(st->parser);
 }
 
-/* Copies printable text into a fixed array, truncating on a UTF-8
- * character boundary and replacing control characters with '?'. */
-static void copy_text(char *dst, size_t size, const char *src)
-{
-	size_t n = strlen(src);
-
-	if (n >= size) {
-		n = size - 1;
-		while (n && ((unsigned char)src[n] & 0xC0) == 0x80)
-			n--;
-	}
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)src[i];
-
-		dst[i] = (c < 0x20 || c == 0x7f) ? '?' : (char)c;
-	}
-	dst[n] = '\0';
-}
-
 static int is_2xx(int status)
 {
 	return status >= 200 && status <= 299;
@@ -501,10 +477,12 @@ int sts_parse_response(const char *body, size_t len, int http_status,
 				      "an error document without a Code");
 			goto out;
 		}
-		copy_text(err->code, sizeof(err->code), st.fields[F_ERR_CODE]);
-		copy_text(err->message, sizeof(err->message),
-			  st.fields[F_ERR_MESSAGE] ? st.fields[F_ERR_MESSAGE] :
-						     "(no message)");
+		exchange_copy_text(err->code, sizeof(err->code),
+				   st.fields[F_ERR_CODE]);
+		exchange_copy_text(err->message, sizeof(err->message),
+				   st.fields[F_ERR_MESSAGE] ?
+					   st.fields[F_ERR_MESSAGE] :
+					   "(no message)");
 		err->retryable = sts_is_retryable(http_status, err->code);
 		break;
 	default:
@@ -628,8 +606,8 @@ static void set_error(struct exchange_error *err, const char *code, int retryabl
 		      const char *message)
 {
 	memset(err, 0, sizeof(*err));
-	copy_text(err->code, sizeof(err->code), code);
-	copy_text(err->message, sizeof(err->message), message);
+	exchange_copy_text(err->code, sizeof(err->code), code);
+	exchange_copy_text(err->message, sizeof(err->message), message);
 	err->retryable = retryable;
 }
 

@@ -13,10 +13,11 @@ import time
 
 import boto3
 
-from harness import ARN, AWS_CLI, CredfsTestCase, clean_aws_env, keygen
+import jsdeps
+from harness import ARN, AWS_CLI, ROOT, CredfsTestCase, clean_aws_env, is_mounted, keygen
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-JS_DIR = os.path.join(HERE, "js")
+JS_DIR = jsdeps.JS_DIR
 
 # Renew every ~9 s while read: 1% of a 900 s session.  botocore re-runs
 # credential_process on every call when fewer than 15 minutes remain, which
@@ -196,12 +197,7 @@ class TestJavaScriptSdk(CredfsTestCase):
 
     @classmethod
     def setUpClass(cls):
-        if not os.path.isdir(os.path.join(JS_DIR, "node_modules", "@aws-sdk", "credential-providers")):
-            # A missing registry must fail these tests, not skip them.
-            r = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-                               cwd=JS_DIR, capture_output=True, text=True, timeout=600)
-            if r.returncode != 0:
-                raise RuntimeError("npm ci in %s failed:\n%s" % (JS_DIR, r.stderr[-2000:]))
+        jsdeps.ensure()
         super().setUpClass()
 
     def node(self, script, *args, env=None):

@@ -52,22 +52,6 @@ static void steal_hands_over(void)
 	secret_free(NULL);
 }
 
-static void percent_encoding_keeps_only_unreserved(void)
-{
-	struct buf b;
-	const char in[] = "Az09-._~ /+=&%\xff\x01";
-
-	buf_init(&b, 1000);
-	CHECK(buf_append_pct(&b, in, sizeof(in) - 1) == 0);
-	CHECK_STR(b.data, "Az09-._~%20%2F%2B%3D%26%25%FF%01");
-	CHECK(buf_append_pct(&b, "", 0) == 0);
-	CHECK(b.len == strlen("Az09-._~%20%2F%2B%3D%26%25%FF%01"));
-	buf_free(&b);
-	buf_init(&b, 5);
-	CHECK(buf_append_pct(&b, "a b ", 4) == -E2BIG);	/* a%20b%20: 8 > 5 */
-	CHECK(b.data == NULL);
-}
-
 /* One ECDSA P-256 signature with key; 0 when it worked. */
 static int ecdsa_signs(EVP_PKEY *key)
 {
@@ -118,7 +102,6 @@ static void secure_heap_keeps_room_for_signing(void)
 }
 
 static const struct check_case cases[] = {
-	CHECK_CASE(percent_encoding_keeps_only_unreserved),
 	CHECK_CASE(grows_and_terminates),
 	CHECK_CASE(cap_is_enforced_and_frees),
 	CHECK_CASE(steal_hands_over),
