@@ -15,6 +15,8 @@
 #include "view.h"
 
 struct invalidator;
+struct endpoint_secret;
+struct generation;
 
 struct credfs {
 	struct view_slot views;
@@ -27,6 +29,14 @@ struct credfs {
 	gid_t gid;
 	time_t started;			/* mtime of what never changes */
 	int no_push;			/* tests: never push invalidations */
+	/* What authorization_token is derived from: held by whoever starts
+	 * the daemon (main, for now; a supervising process that keeps it
+	 * across restarts later), borrowed here. */
+	const struct endpoint_secret *endpoint_secret;
+	/* Called by reload once a new generation is in force (after the
+	 * engine and the view), so other faces follow; may be NULL. */
+	void (*on_reload)(void *arg, struct generation *gen);
+	void *on_reload_arg;
 };
 
 /* The low-level operations of the mount; userdata is a struct credfs. */
