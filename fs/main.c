@@ -19,6 +19,7 @@
 #include "buf.h"
 #include "commands.h"
 #include "credfs.h"
+#include "endpoint.h"
 #include "http.h"
 #include "inval.h"
 #include "log.h"
@@ -108,6 +109,12 @@ struct mount {
 	struct credfs fs;
 	struct fuse_session *se;
 	int mounted, signals, docs;
+	/* The endpoint's secret: this process owns it and makes it afresh at
+	 * every start, so tokens change with each start; issue 11's
+	 * supervisor will own it instead and hand it over, so that tokens
+	 * survive restarts and takeovers. */
+	struct endpoint_secret *secret;
+	struct endpoint *endpoint;	/* the HTTP face */
 };
 
 /* Secrets live in this process: never let them reach a core dump. */
@@ -219,6 +226,7 @@ static int start_serving(struct mount *m)
 	struct credfs *fs = &m->fs;
 	struct engine_options eo = { .listener = inval_role };
 	struct view *v;
+	char why[256];
 
 	fs->inval = inval_start(m->se, fs);
 	if (!fs->inval)
@@ -231,6 +239,13 @@ static int start_serving(struct mount *m)
 	if (!v)
 		return EXIT_RUNTIME;
 	view_slot_init(&fs->views, v);
+	m->endpoint = endpoint_start(fs->engine, m->gen, m->secret, why, sizeof(why));
+	if (!m->endpoint) {
+		log_error("%s", why);
+		return EXIT_RUNTIME;
+	}
+	fs->on_reload = endpoint_reload;
+	fs->on_reload_arg = m->endpoint;
 	if (reload_start(fs, m->se))
 		return EXIT_RUNTIME;
 	/* Parsing a large file leaves freed memory behind: give it back. */
@@ -266,6 +281,7 @@ static void stop_serving(struct mount *m)
 	struct credfs *fs = &m->fs;
 
 	reload_stop();
+	endpoint_stop(m->endpoint);
 	if (fs->engine)
 		engine_stop(fs->engine);
 	inval_stop(fs->inval);
@@ -282,6 +298,7 @@ static void stop_serving(struct mount *m)
 	if (m->docs)
 		docs_destroy(&fs->docs);
 	generation_unref(m->gen);
+	endpoint_secret_free(m->secret);
 }
 
 static int run_mount(struct mount *m)
@@ -301,8 +318,12 @@ static int run_mount(struct mount *m)
 	m->fs.mountpoint = m->mount_abs;
 	m->fs.config_path = m->config_abs;
 	m->fs.no_push = getenv("CREDFS_TEST_NO_PUSH") != NULL;
+	m->secret = endpoint_secret_random();
+	m->fs.endpoint_secret = m->secret;
 	rc = docs_init(&m->fs.docs) ? EXIT_RUNTIME : 0;
 	m->docs = !rc;
+	if (!rc && !m->secret)
+		rc = EXIT_RUNTIME;
 	if (!rc && http_global_init())
 		rc = EXIT_RUNTIME;
 	if (!rc)

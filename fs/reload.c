@@ -137,6 +137,8 @@ int reload_now(struct credfs *fs, struct fuse_session *se)
 	old = view_swap(&fs->views, cur);
 	push_tree_changes(fs, se, old, cur);
 	view_unref(old);
+	if (fs->on_reload)
+		fs->on_reload(fs->on_reload_arg, cur->gen);
 	log_info("reloaded %s: %zu role%s", fs->config_path, cur->gen->cfg->n_roles,
 		 cur->gen->cfg->n_roles == 1 ? "" : "s");
 	return 0;

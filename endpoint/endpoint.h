@@ -1,0 +1,54 @@
+/*
+ * The HTTP face: credentials over HTTP for SDKs that refresh themselves
+ * (the container credentials endpoint and IMDSv2), and /metrics, served
+ * from the same engine as the files (docs/endpoint.md).
+ *
+ * It never includes FUSE and the FUSE face never includes it; the daemon
+ * creates both over one engine.  It listens on every [endpoint] listen
+ * address of the generation in force, one libmicrohttpd daemon each with
+ * an epoll thread of its own; a request that has to wait (for STS, or for
+ * a metrics scrape to be built) is suspended and answered from a small
+ * pool of workers, so the event threads never wait and thousands of idle
+ * or slow connections cost only their memory.  Each request must arrive
+ * whole within ENDPOINT_REQUEST_DEADLINE_MS of its connection being
+ * accepted or answered, however slowly it trickles in.
+ */
+#ifndef CREDFS_ENDPOINT_H
+#define CREDFS_ENDPOINT_H
+
+#include <stddef.h>
+
+#include "compiler.h"
+#include "endpoint_token.h"
+#include "engine.h"
+#include "generation.h"
+
+#define ENDPOINT_REQUEST_DEADLINE_MS 10000
+#define ENDPOINT_MAX_CONNECTIONS 8192	/* per listen address */
+#define ENDPOINT_CONNECTION_MEMORY 8192	/* bytes: request line, headers, reply headers */
+#define ENDPOINT_WORKERS 8
+#define ENDPOINT_QUEUE_MAX 4096		/* waiting requests beyond: 503 */
+
+struct endpoint;
+
+/* Starts the face over engine for gen, authorising with secret (borrowed:
+ * it must outlive the face).  Without [endpoint] it listens nowhere until
+ * a reload brings one.  NULL when a listen address cannot be bound or out
+ * of memory, with the reason in why (no secret in it). */
+struct endpoint *endpoint_start(struct engine *engine, struct generation *gen,
+				const struct endpoint_secret *secret,
+				char *why, size_t whylen) WUR;
+
+/* A new generation is in force: the IMDS role and the roles' tokens follow
+ * at once; listen addresses that were added are bound and those that went
+ * away closed once their requests are answered.  A failure to bind is
+ * logged and the others keep serving.  Has the signature of a reload
+ * hook (arg: the face). */
+void endpoint_reload(void *arg, struct generation *gen);
+
+/* Stops listening, answers what is still waiting (a request waiting on STS
+ * is answered when its wait ends, at most wait_timeout later), then frees.
+ * NULL is fine.  Call before the engine stops. */
+void endpoint_stop(struct endpoint *ep);
+
+#endif
