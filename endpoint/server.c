@@ -104,11 +104,15 @@ static void route(struct listener *l, struct MHD_Connection *c, const char *url,
 	generation_unref(gen);
 }
 
+/* Queues resp (its reference is taken over).  rq->resp, when it is the
+ * one, is cleared: on_completed frees only what was never queued. */
 static enum MHD_Result queue(struct request *rq, unsigned status,
 			     struct MHD_Response *resp)
 {
 	enum MHD_Result r;
 
+	if (rq->resp == resp)
+		rq->resp = NULL;
 	rq->state = REQ_ANSWERED;
 	if (!resp)
 		return MHD_NO;	/* out of memory: drop the connection */
@@ -187,12 +191,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 	switch (rq->state) {
 	case REQ_NEW:
 		return answer(l, rq);
-	case REQ_READY: {
-		struct MHD_Response *resp = rq->resp;
-
-		rq->resp = NULL;
-		return queue(rq, rq->status, resp);
-	}
+	case REQ_READY:
+		return queue(rq, rq->status, rq->resp);
 	default:
 		return MHD_YES;
 	}
