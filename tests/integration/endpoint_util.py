@@ -24,19 +24,27 @@ def request(port, method, path, headers=None, host="127.0.0.1", timeout=15):
         conn.close()
 
 
-def raw_exchange(port, data, timeout=5.0):
+def raw_exchange(port, data, timeout=5.0, closed=None):
     """Sends data as is and returns everything the server answers until it
-    closes the connection (or timeout passes): bytes."""
+    closes the connection (or timeout passes): bytes.  closed, a list, gets
+    True appended when the server closed (or reset) the connection."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     try:
-        s.sendall(data)
+        try:
+            s.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
         out = b""
         while True:
             try:
                 chunk = s.recv(65536)
-            except (socket.timeout, ConnectionResetError):
+            except socket.timeout:
                 break
+            except ConnectionResetError:
+                chunk = b""
             if not chunk:
+                if closed is not None:
+                    closed.append(True)
                 break
             out += chunk
         return out
