@@ -19,7 +19,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++) {
 		struct sts_credentials c;
-		struct sts_error err;
+		struct exchange_error err;
 
 		memset(&c, 0, sizeof(c));
 		memset(&err, 0, sizeof(err));
