@@ -224,6 +224,33 @@ class TestContainerEndpoint(EndpointCase):
         self.assertIn(new, m.read("app", "endpoint.env"))
         self.assertEqual(self.proxy.count(), 1, "rotation keeps the credentials")
 
+    def test_reload_moves_the_listen_address(self):
+        from sts_proxy import free_port
+        m = self.endpoint_mount()
+        token = m.read("app", "authorization_token")
+        old, new = self.port, free_port()
+        text = open(m.config).read().replace("127.0.0.1:%d" % old, "127.0.0.1:%d" % new)
+        with open(m.config, "w") as f:
+            f.write(text)
+        m.proc.send_signal(signal.SIGHUP)
+
+        def moved():
+            try:
+                return request(new, "GET", "/roles/app/credentials", {"Authorization": token})[0]
+            except OSError:
+                return None
+        self.assertEqual(wait_for(moved, timeout=10), 200)
+        with self.assertRaises(OSError):
+            request(old, "GET", "/metrics", timeout=2)
+        self.assertIn("127.0.0.1:%d" % new, m.read("app", "endpoint.env"))
+        # Without [endpoint] it listens nowhere and the files are gone.
+        with open(m.config, "w") as f:
+            f.write(text.split("[endpoint]")[0])
+        m.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(wait_for(lambda: "endpoint.env" not in os.listdir(m.path("app")),
+                                 timeout=10))
+        self.assertTrue(wait_for(lambda: moved() is None, timeout=10), "still listening")
+
     def test_the_token_is_never_logged(self):
         m = self.endpoint_mount(extra_args=["-d"])
         token = m.read("app", "authorization_token")
@@ -372,3 +399,11 @@ class TestMetrics(EndpointCase):
             return [l for l in t.splitlines() if not l.startswith("credfs_credentials_refresh_seconds")
                     and not l.startswith("credfs_endpoint_")]
         self.assertEqual(strip(texts["file"]), strip(texts["http"]))
+
+    def test_the_alert_rules_are_valid(self):
+        from harness import ROOT
+        rules = os.path.join(ROOT, "deploy", "prometheus", "credfs-alerts.yml")
+        r = subprocess.run(["promtool", "check", "rules", rules], capture_output=True,
+                           text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("2 rules found", r.stdout)
