@@ -11,8 +11,10 @@
  * Locking: gen_lock guards ep->gen (taken briefly per request); jobs_lock
  * the job queue and the stop flag; conns_lock the list of connections
  * waiting for a request.  None is taken while holding another, and none is
- * held across a call into the engine or libmicrohttpd, except that the
- * sweeper shuts sockets down holding conns_lock (which is what keeps a
+ * held across a call into the engine or libmicrohttpd, except that
+ * jobs_push suspends a connection holding jobs_lock (so no worker resumes
+ * what is not suspended yet), and the sweeper shuts sockets down holding
+ * conns_lock (which is what keeps a
  * socket from being closed, and its number reused, under it: a connection
  * leaves the list, in its CLOSED notification, before libmicrohttpd
  * closes its socket).
@@ -105,8 +107,9 @@ void conns_idle(struct endpoint *ep, struct MHD_Connection *c);
 int jobs_start(struct endpoint *ep) WUR;
 /* Answers every job still queued, then joins the workers. */
 void jobs_stop(struct endpoint *ep);
-/* Hands rq (already suspended) to the workers: 0, or -EBUSY when the
- * queue is full or the face is stopping (the caller answers). */
+/* Suspends rq's connection and hands rq to the workers: 0, or -EBUSY
+ * (nothing done) when the queue is full or the face is stopping: the
+ * caller answers. */
 int jobs_push(struct endpoint *ep, struct request *rq) WUR;
 /* Answers the credentials request rq from what the engine has at hand
  * (never waits): 0 with rq->status and rq->resp, or -EAGAIN when it

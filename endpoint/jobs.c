@@ -222,10 +222,14 @@ int jobs_push(struct endpoint *ep, struct request *rq)
 {
 	int r = 0;
 
+	/* Suspended under the lock, before a worker can see it: a worker
+	 * resumes only what it took from the queue. */
 	pthread_mutex_lock(&ep->jobs_lock);
 	if (ep->stopping || ep->queued >= ENDPOINT_QUEUE_MAX) {
 		r = -EBUSY;
 	} else {
+		rq->state = REQ_QUEUED;
+		MHD_suspend_connection(rq->conn);
 		rq->next = NULL;
 		if (ep->tail)
 			ep->tail->next = rq;

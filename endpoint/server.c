@@ -125,13 +125,8 @@ static enum MHD_Result queue(struct request *rq, unsigned status,
 static enum MHD_Result hand_over(struct listener *l, struct request *rq)
 {
 	atomic_fetch_add(&l->suspended, 1);
-	if (!atomic_load(&l->draining)) {
-		rq->state = REQ_QUEUED;
-		MHD_suspend_connection(rq->conn);
-		if (!jobs_push(l->ep, rq))
-			return MHD_YES;
-		MHD_resume_connection(rq->conn);
-	}
+	if (!atomic_load(&l->draining) && !jobs_push(l->ep, rq))
+		return MHD_YES;
 	atomic_fetch_sub(&l->suspended, 1);
 	ep_error(&rq->d, 503);
 	return queue(rq, 503, answer_of_decision(&rq->d));

@@ -201,6 +201,39 @@ class TestManyConnections(EndpointCase):
         sys.stderr.write("[5000 connections: +%d fds, +%d KiB RSS, opened in %.1fs]\n"
                          % (fds1 - fds0, rss1 - rss0, opened))
 
+    def test_connections_beyond_the_limit_wait_in_the_backlog(self):
+        """Past the limit the daemon accepts nothing more: its descriptors
+        stay bounded, the rest wait in the kernel's listen backlog."""
+        limit, extra = 8192, 300          # ENDPOINT_MAX_CONNECTIONS
+        self.assertGreaterEqual(raise_nofile(limit + extra + 500), limit + extra + 100)
+        m = self.endpoint_mount()
+        pid = m.proc.pid
+        fds0 = fd_count(pid)
+        socks = []
+        try:
+            for _ in range(limit + extra):
+                s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+                socks.append(s)
+            time.sleep(1)
+            held = fd_count(pid) - fds0
+            self.assertLessEqual(held, limit + 5, "the daemon holds more than its limit")
+            self.assertGreaterEqual(held, limit - 5)
+        finally:
+            for s in socks:
+                s.close()
+        token = m.read("app", "authorization_token")
+
+        def served():
+            try:
+                return request(self.port, "GET", "/roles/app/credentials",
+                               {"Authorization": token}, timeout=5)[0] == 200
+            except OSError:
+                return False
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not served():
+            time.sleep(0.2)
+        self.assertTrue(served(), "served again once the connections went")
+
     def test_held_connections_are_cut_at_the_deadline(self):
         raise_nofile(3000)
         m = self.endpoint_mount()
