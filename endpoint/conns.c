@@ -81,6 +81,7 @@ void conns_notify(void *cls, struct MHD_Connection *c, void **socket_context,
 		list_locked(ep, conn);
 		pthread_mutex_unlock(&ep->conns_lock);
 		*socket_context = conn;
+		endpoint_stats_connection(1);
 		return;
 	}
 	if (!conn)
@@ -90,6 +91,7 @@ void conns_notify(void *cls, struct MHD_Connection *c, void **socket_context,
 	pthread_mutex_unlock(&ep->conns_lock);
 	free(conn);
 	*socket_context = NULL;
+	endpoint_stats_connection(-1);
 }
 
 void conns_busy(struct endpoint *ep, struct MHD_Connection *c)
@@ -126,6 +128,7 @@ static void sweep_locked(struct endpoint *ep, int64_t now)
 
 		shutdown(c->fd, SHUT_RDWR);
 		unlist_locked(ep, c);
+		endpoint_stats_deadline_cut();
 	}
 }
 

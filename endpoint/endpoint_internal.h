@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "endpoint.h"
+#include "endpoint_stats.h"
 #include "router.h"
 
 /* A connection of a listener (libmicrohttpd's socket context). */
@@ -60,6 +61,7 @@ struct request {
 	struct listener *l;
 	struct MHD_Connection *conn;
 	enum request_state state;
+	enum endpoint_route route;	/* as counted in metrics */
 	struct ep_decision d;
 	unsigned status;		/* REQ_READY: the answer */
 	struct MHD_Response *resp;

@@ -183,6 +183,7 @@ static void give_back(struct request *rq)
 	struct listener *l = rq->l;
 
 	rq->state = REQ_READY;
+	endpoint_stats_waiting(-1);
 	MHD_resume_connection(rq->conn);
 	atomic_fetch_sub(&l->suspended, 1);
 }
@@ -237,6 +238,7 @@ int jobs_push(struct endpoint *ep, struct request *rq)
 			ep->head = rq;
 		ep->tail = rq;
 		ep->queued++;
+		endpoint_stats_waiting(1);
 		pthread_cond_signal(&ep->jobs_cond);
 	}
 	pthread_mutex_unlock(&ep->jobs_lock);

@@ -78,6 +78,18 @@ static void parse_request(struct MHD_Connection *c, const char *url,
 		       header(c, MHD_HTTP_HEADER_TRANSFER_ENCODING, NULL);
 }
 
+/* What path asks for, as metrics count it. */
+static enum endpoint_route route_of(const char *path)
+{
+	if (!strncmp(path, "/roles/", 7))
+		return ENDPOINT_ROUTE_CONTAINER;
+	if (!strcmp(path, "/latest/api/token"))
+		return ENDPOINT_ROUTE_IMDS_TOKEN;
+	if (!strncmp(path, "/latest/", 8))
+		return ENDPOINT_ROUTE_IMDS;
+	return strcmp(path, "/metrics") ? ENDPOINT_ROUTE_OTHER : ENDPOINT_ROUTE_METRICS;
+}
+
 /* Routes rq with the generation in force. */
 static void route(struct listener *l, struct MHD_Connection *c, const char *url,
 		  const char *method, struct request *rq)
@@ -95,6 +107,7 @@ static void route(struct listener *l, struct MHD_Connection *c, const char *url,
 	pthread_mutex_unlock(&ep->gen_lock);
 	ctx.imds_role = gen->cfg->endpoint.imds_role;
 	parse_request(c, url, method, &req);
+	rq->route = url ? route_of(url) : ENDPOINT_ROUTE_OTHER;
 	ep_route(&ctx, &req, &rq->d);
 	/* The IMDS role listing points into gen: copy it before letting go. */
 	if (rq->d.action == EP_ANSWER && rq->d.body == ctx.imds_role) {
@@ -116,6 +129,7 @@ static enum MHD_Result queue(struct request *rq, unsigned status,
 	rq->state = REQ_ANSWERED;
 	if (!resp)
 		return MHD_NO;	/* out of memory: drop the connection */
+	endpoint_stats_request(rq->route, status);
 	r = MHD_queue_response(rq->conn, status, resp);
 	MHD_destroy_response(resp);
 	return r;
@@ -262,6 +276,7 @@ static struct listener *listener_start(struct endpoint *ep,
 		free(l);
 		return NULL;
 	}
+	endpoint_stats_activate();
 	log_info("endpoint: listening on %s", addr->text);
 	return l;
 }

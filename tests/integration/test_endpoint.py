@@ -392,6 +392,7 @@ class TestMetrics(EndpointCase):
                            "credfs_roles_configured 2", "credfs_roles_in_use 1",
                            "credfs_build_info{version="):
                 self.assertIn(family, text, face)
+            self.assertIn('credfs_endpoint_requests_total{route="container",code="200"} 1', text)
             self.assertNotIn("idle", text, "roles not in use have no series")
             self.assertNotIn(token, text)
 

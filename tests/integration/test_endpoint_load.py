@@ -114,6 +114,7 @@ class TestBadInput(EndpointCase):
                 cut = time.monotonic() - start
         s.close()
         self.assertIsNotNone(cut, "a dribbled request was never cut off")
+        self.assertIn("credfs_endpoint_deadline_cuts_total 1\n", request(self.port, "GET", "/metrics")[2])
         self.assertLess(cut, DEADLINE + 4)
         self.assertGreater(cut, DEADLINE - 2)
 
