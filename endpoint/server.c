@@ -226,6 +226,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 
 /* libmicrohttpd's messages, at debug level: they say what a client did
  * wrong and never carry a header's value. */
+__attribute__((format(printf, 2, 0)))
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char line[512];
