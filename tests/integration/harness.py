@@ -157,6 +157,21 @@ class Mount:
         return json.loads(self.read(role, "status"))
 
 
+def npm_ci(js_dir):
+    """Installs js_dir's pinned npm packages (package-lock.json) unless they
+    are there, under a lock: test modules run in parallel.  A missing
+    registry fails the caller, it does not skip it."""
+    import fcntl
+    with open(os.path.join(js_dir, ".npm-ci.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.isdir(os.path.join(js_dir, "node_modules", "@aws-sdk", "credential-providers")):
+            return
+        r = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+                           cwd=js_dir, capture_output=True, text=True, timeout=600)
+        if r.returncode != 0:
+            raise RuntimeError("npm ci in %s failed:\n%s" % (js_dir, r.stderr[-2000:]))
+
+
 def clean_aws_env(**extra):
     """The environment of a process that knows of AWS only what we give it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}

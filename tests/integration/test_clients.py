@@ -13,7 +13,7 @@ import time
 
 import boto3
 
-from harness import AWS_CLI, ROOT, CredfsTestCase, clean_aws_env, is_mounted, keygen
+from harness import AWS_CLI, ROOT, CredfsTestCase, clean_aws_env, is_mounted, keygen, npm_ci
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 JS_DIR = os.path.join(HERE, "js")
@@ -217,12 +217,7 @@ class TestJavaScriptSdk(CredfsTestCase):
 
     @classmethod
     def setUpClass(cls):
-        if not os.path.isdir(os.path.join(JS_DIR, "node_modules", "@aws-sdk", "credential-providers")):
-            # A missing registry must fail these tests, not skip them.
-            r = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-                               cwd=JS_DIR, capture_output=True, text=True, timeout=600)
-            if r.returncode != 0:
-                raise RuntimeError("npm ci in %s failed:\n%s" % (JS_DIR, r.stderr[-2000:]))
+        npm_ci(JS_DIR)     # a missing registry fails these tests, not skips them
         super().setUpClass()
 
     def node(self, script, *args, env=None):

@@ -15,7 +15,7 @@ import threading
 import time
 
 from endpoint_util import (JS_DIR, EndpointCase, promtool_check, read_env, request)
-from harness import AWS_CLI, SYSTEM_PYTHON, clean_aws_env, wait_for
+from harness import AWS_CLI, SYSTEM_PYTHON, clean_aws_env, npm_ci, wait_for
 
 ARN = "arn:aws:sts::123456789012:assumed-role/%s-role/%s"
 TOKEN_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
@@ -116,6 +116,7 @@ class TestContainerEndpoint(EndpointCase):
     def test_which_variable_wins(self):
         """With both variables set, botocore 1.43 and the JS SDK read the
         file; Debian's CLI 2.9 knows only the variable."""
+        npm_ci(JS_DIR)
         m = self.endpoint_mount()
         env = clean_aws_env(**read_env(m.path("app", "endpoint.env")))
         env["AWS_DEFAULT_REGION"] = "ap-northeast-1"
@@ -336,12 +337,7 @@ class TestJavaScriptSdk(EndpointCase):
 
     @classmethod
     def setUpClass(cls):
-        if not os.path.isdir(os.path.join(JS_DIR, "node_modules", "@aws-sdk",
-                                          "credential-providers")):
-            r = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-                               cwd=JS_DIR, capture_output=True, text=True, timeout=600)
-            if r.returncode != 0:
-                raise RuntimeError("npm ci in %s failed:\n%s" % (JS_DIR, r.stderr[-2000:]))
+        npm_ci(JS_DIR)
         super().setUpClass()
 
     def node(self, mode, env):
