@@ -30,13 +30,25 @@
 #define ENDPOINT_QUEUE_MAX 4096		/* waiting requests beyond: 503 */
 
 struct endpoint;
+struct endpoint_sockets;
+
+/* Binds every listen address of e and listens, before the daemon mounts
+ * and detaches, so an address that cannot be had fails the start on the
+ * terminal.  NULL with the reason in why.  Free with
+ * endpoint_sockets_close, or give to endpoint_start. */
+struct endpoint_sockets *endpoint_bind(const struct cfg_endpoint *e, char *why,
+				       size_t whylen) WUR;
+void endpoint_sockets_close(struct endpoint_sockets *s);
 
 /* Starts the face over engine for gen, authorising with secret (borrowed:
- * it must outlive the face).  Without [endpoint] it listens nowhere until
- * a reload brings one.  NULL when a listen address cannot be bound or out
- * of memory, with the reason in why (no secret in it). */
+ * it must outlive the face), serving on the sockets of endpoint_bind
+ * (taken over and freed, whatever happens; an address they lack is bound
+ * now).  Without [endpoint] it listens nowhere until a reload brings one.
+ * NULL when a listen address cannot be bound or out of memory, with the
+ * reason in why (no secret in it). */
 struct endpoint *endpoint_start(struct engine *engine, struct generation *gen,
 				const struct endpoint_secret *secret,
+				struct endpoint_sockets *sockets,
 				char *why, size_t whylen) WUR;
 
 /* A new generation is in force: the IMDS role and the roles' tokens follow

@@ -95,6 +95,23 @@ struct endpoint {
 	int has_sweeper;
 };
 
+#define ENDPOINT_LISTEN_BACKLOG 1024
+
+/* ---- listen.c: sockets bound before the daemon detaches ------------------ */
+struct endpoint_socket {
+	struct cfg_listen addr;
+	int fd;				/* -1: taken */
+};
+
+struct endpoint_sockets {
+	size_t n;
+	struct endpoint_socket s[];
+};
+
+/* The socket bound for l, taken out of s (the caller owns it now), or -1
+ * when s has none for l. */
+int endpoint_sockets_take(struct endpoint_sockets *s, const struct cfg_listen *l);
+
 /* ---- conns.c: connections and their deadline ---------------------------- */
 int conns_start(struct endpoint *ep) WUR;
 void conns_stop(struct endpoint *ep);

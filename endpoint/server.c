@@ -16,12 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "clock.h"
 #include "log.h"
 
 #define FD_RESERVE 512		/* descriptors kept for the rest of the daemon */
-#define LISTEN_BACKLOG 1024
 
 /* ---- the request handler ------------------------------------------------- */
 
@@ -241,27 +241,35 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- listeners ----------------------------------------------------------- */
 
+/* A listener on addr: on fd when it is a bound socket (taken over), else
+ * on a socket libmicrohttpd binds. */
 static struct listener *listener_start(struct endpoint *ep,
-				       const struct cfg_listen *addr,
+				       const struct cfg_listen *addr, int fd,
 				       char *why, size_t whylen)
 {
 	struct listener *l = calloc(1, sizeof(*l));
 	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
 			 MHD_USE_ERROR_LOG;
+	struct MHD_OptionItem where[2] = { { MHD_OPTION_END, 0, NULL },
+					   { MHD_OPTION_END, 0, NULL } };
 
 	if (!l) {
 		snprintf(why, whylen, "out of memory");
+		if (fd >= 0)
+			close(fd);
 		return NULL;
 	}
 	l->ep = ep;
 	l->addr = *addr;
+	where[0] = fd >= 0 ?
+		(struct MHD_OptionItem){ MHD_OPTION_LISTEN_SOCKET, fd, NULL } :
+		(struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, &l->addr.addr };
 	if (addr->addr.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	l->daemon = MHD_start_daemon(
 		flags, 0, NULL, NULL, on_request, l,
-		MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&l->addr.addr,
-		MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
-		MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)LISTEN_BACKLOG,
+		MHD_OPTION_ARRAY, where,
+		MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)ENDPOINT_LISTEN_BACKLOG,
 		MHD_OPTION_CONNECTION_LIMIT, ep->connection_limit,
 		MHD_OPTION_CONNECTION_TIMEOUT,
 		(unsigned)(ENDPOINT_REQUEST_DEADLINE_MS / 1000),
@@ -274,6 +282,9 @@ static struct listener *listener_start(struct endpoint *ep,
 	if (!l->daemon) {
 		snprintf(why, whylen, "[endpoint] cannot listen on %s: %s", addr->text,
 			 errno ? strerror(errno) : "libmicrohttpd refused");
+		/* fd is not closed here: libmicrohttpd may have done so.  Only
+		 * a start fails this way with a socket of ours, and the daemon
+		 * then exits. */
 		free(l);
 		return NULL;
 	}
@@ -344,6 +355,7 @@ static int is_current(const struct endpoint *ep, const struct listener *l)
  * longer wanted are returned in *gone (n_gone of them); on failure
  * nothing changed but what was started is stopped again. */
 static int listeners_for(struct endpoint *ep, const struct cfg_endpoint *e,
+			 struct endpoint_sockets *sockets,
 			 struct listener ***gone, size_t *n_gone,
 			 char *why, size_t whylen)
 {
@@ -358,7 +370,10 @@ static int listeners_for(struct endpoint *ep, const struct cfg_endpoint *e,
 			if (ep->listeners[j] &&
 			    same_address(&ep->listeners[j]->addr, &e->listen[i]))
 				next[i] = ep->listeners[j];
-		if (!next[i] && !(next[i] = listener_start(ep, &e->listen[i], why, whylen)))
+		if (!next[i] &&
+		    !(next[i] = listener_start(ep, &e->listen[i],
+					       endpoint_sockets_take(sockets, &e->listen[i]),
+					       why, whylen)))
 			goto fail;
 	}
 	for (size_t j = 0; j < ep->n_listeners; j++)
@@ -395,6 +410,7 @@ static void endpoint_free(struct endpoint *ep)
 
 struct endpoint *endpoint_start(struct engine *engine, struct generation *gen,
 				const struct endpoint_secret *secret,
+				struct endpoint_sockets *sockets,
 				char *why, size_t whylen)
 {
 	struct endpoint *ep = calloc(1, sizeof(*ep));
@@ -403,6 +419,7 @@ struct endpoint *endpoint_start(struct engine *engine, struct generation *gen,
 
 	if (!ep) {
 		snprintf(why, whylen, "out of memory");
+		endpoint_sockets_close(sockets);
 		return NULL;
 	}
 	ep->engine = engine;
@@ -417,11 +434,13 @@ struct endpoint *endpoint_start(struct engine *engine, struct generation *gen,
 		snprintf(why, whylen, "cannot start the endpoint's threads");
 		goto fail;
 	}
-	if (listeners_for(ep, &gen->cfg->endpoint, &gone, &n_gone, why, whylen))
+	if (listeners_for(ep, &gen->cfg->endpoint, sockets, &gone, &n_gone, why, whylen))
 		goto fail;
+	endpoint_sockets_close(sockets);
 	free(gone);
 	return ep;
 fail:
+	endpoint_sockets_close(sockets);
 	jobs_stop(ep);
 	conns_stop(ep);
 	endpoint_free(ep);
@@ -441,7 +460,7 @@ void endpoint_reload(void *arg, struct generation *gen)
 	ep->gen = generation_ref(gen);
 	pthread_mutex_unlock(&ep->gen_lock);
 	generation_unref(old);
-	if (listeners_for(ep, &gen->cfg->endpoint, &gone, &n_gone, why, sizeof(why))) {
+	if (listeners_for(ep, &gen->cfg->endpoint, NULL, &gone, &n_gone, why, sizeof(why))) {
 		log_error("reload: %s; the endpoint keeps its previous listen addresses",
 			  why);
 		return;

@@ -114,6 +114,7 @@ struct mount {
 	 * supervisor will own it instead and hand it over, so that tokens
 	 * survive restarts and takeovers. */
 	struct endpoint_secret *secret;
+	struct endpoint_sockets *sockets;	/* bound before mounting */
 	struct endpoint *endpoint;	/* the HTTP face */
 };
 
@@ -239,7 +240,9 @@ static int start_serving(struct mount *m)
 	if (!v)
 		return EXIT_RUNTIME;
 	view_slot_init(&fs->views, v);
-	m->endpoint = endpoint_start(fs->engine, m->gen, m->secret, why, sizeof(why));
+	m->endpoint = endpoint_start(fs->engine, m->gen, m->secret, m->sockets,
+				     why, sizeof(why));
+	m->sockets = NULL;
 	if (!m->endpoint) {
 		log_error("%s", why);
 		return EXIT_RUNTIME;
@@ -298,7 +301,21 @@ static void stop_serving(struct mount *m)
 	if (m->docs)
 		docs_destroy(&fs->docs);
 	generation_unref(m->gen);
+	endpoint_sockets_close(m->sockets);
 	endpoint_secret_free(m->secret);
+}
+
+/* The endpoint's addresses, bound before mounting: one in use fails the
+ * start on the terminal, with nothing mounted. */
+static int bind_endpoint(struct mount *m)
+{
+	char why[256];
+
+	m->sockets = endpoint_bind(&m->gen->cfg->endpoint, why, sizeof(why));
+	if (m->sockets)
+		return 0;
+	fprintf(stderr, "credfs: %s\n", why);
+	return EXIT_RUNTIME;
 }
 
 static int run_mount(struct mount *m)
@@ -324,6 +341,8 @@ static int run_mount(struct mount *m)
 	m->docs = !rc;
 	if (!rc && !m->secret)
 		rc = EXIT_RUNTIME;
+	if (!rc)
+		rc = bind_endpoint(m);
 	if (!rc && http_global_init())
 		rc = EXIT_RUNTIME;
 	if (!rc)

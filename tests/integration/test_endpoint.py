@@ -252,6 +252,15 @@ class TestContainerEndpoint(EndpointCase):
                                  timeout=10))
         self.assertTrue(wait_for(lambda: moved() is None, timeout=10), "still listening")
 
+    def test_an_address_in_use_fails_the_start_naming_it(self):
+        """No SO_REUSEPORT: a second daemon must not share the port (it
+        would answer half the requests with tokens of its own)."""
+        self.endpoint_mount()
+        text = open(self.mounts[0].config).read()
+        with self.assertRaises(RuntimeError) as cm:
+            self.mount(text, name="second")
+        self.assertIn("cannot listen on 127.0.0.1:%d" % self.port, str(cm.exception))
+
     def test_the_token_is_never_logged(self):
         m = self.endpoint_mount(extra_args=["-d"])
         token = m.read("app", "authorization_token")
