@@ -316,8 +316,9 @@ static int authorization_token(const struct credfs *fs,
 
 /* endpoint.env: the container credentials endpoint for this role, for
  * every SDK.  Newer SDKs read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE (and
- * prefer it, so they follow a rotation); botocore before 1.30 and the AWS
- * CLI before 2.13 know only AWS_CONTAINER_AUTHORIZATION_TOKEN, so the
+ * prefer it, so they follow a rotation); older ones, such as Debian 12's
+ * AWS CLI 2.9 and its botocore 1.29, know only
+ * AWS_CONTAINER_AUTHORIZATION_TOKEN, so the
  * token itself is there too.  The file has the role's owner and mode, like
  * authorization_token, so it shows nobody anything new. */
 static int endpoint_env(const struct credfs *fs, const struct cfg *cfg,
