@@ -148,6 +148,51 @@ class TestBadInput(EndpointCase):
         self.assertIn(done[0][0], (200, 503))
 
 
+class TestLife(EndpointCase):
+    def test_stopping_while_a_request_waits_on_sts(self):
+        """The waiting request is answered (or its connection closed) and
+        the daemon is gone within wait_timeout, sanitizers watching."""
+        m = self.endpoint_mount(defaults="wait_timeout = 4\n")
+        self.proxy.fail_always(Fault("hang", seconds=30))
+        token = m.read("app", "authorization_token")
+        got = []
+
+        def one():
+            try:
+                got.append(request(self.port, "GET", "/roles/app/credentials",
+                                   {"Authorization": token}, timeout=20)[0])
+            except OSError as e:
+                got.append(e)
+        t = threading.Thread(target=one)
+        t.start()
+        time.sleep(1)
+        t0 = time.monotonic()
+        m.stop()
+        self.assertLess(time.monotonic() - t0, 4 + 5)
+        t.join(20)
+        self.assertTrue(got and (got[0] == 503 or isinstance(got[0], OSError)), got)
+        self.proxy.heal()
+
+    def test_many_requests_leave_memory_flat(self):
+        import http.client
+        m = self.endpoint_mount()
+        token = m.read("app", "authorization_token")
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+
+        def burst(n):
+            for _ in range(n):
+                conn.request("GET", "/roles/app/credentials", headers={"Authorization": token})
+                r = conn.getresponse()
+                r.read()
+                self.assertEqual(r.status, 200)
+        burst(2000)
+        rss0 = rss_kb(m.proc.pid)
+        burst(10000)
+        conn.close()
+        rss1 = rss_kb(m.proc.pid)
+        self.assertLess(rss1 - rss0, 2048, "10,000 requests grew the daemon by %d KiB" % (rss1 - rss0))
+
+
 class TestManyConnections(EndpointCase):
     def open_held(self, n):
         """n connections: every other one idle, the rest with half a request."""
