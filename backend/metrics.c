@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "endpoint_stats.h"
 
 /* What a scrape says about one role in use. */
 struct role_line {
@@ -183,6 +184,48 @@ static int daemon_lines(struct buf *o, const struct engine_stats *st)
 		st->throttle_events);
 }
 
+/* The HTTP face's families, once it has listened: requests by route and
+ * status (the last status slot is "other"), connections open, connections
+ * cut at the request deadline, requests waiting with the workers. */
+static int endpoint_lines(struct buf *o)
+{
+	struct endpoint_figures f;
+	int r;
+
+	endpoint_stats_read(&f);
+	if (!f.active)
+		return 0;
+	r = family(o, "credfs_endpoint_requests_total", "counter",
+		   "HTTP requests answered by the endpoint, by route and status.");
+	for (int k = 0; !r && k < ENDPOINT_ROUTES; k++)
+		for (int i = 0; !r && i < 8; i++)
+			if (f.requests[k][i]) {
+				char code[12];
+
+				if (endpoint_stats_statuses[i])
+					snprintf(code, sizeof(code), "%u", endpoint_stats_statuses[i]);
+				else
+					snprintf(code, sizeof(code), "other");
+				r = buf_printf(o, "credfs_endpoint_requests_total{route=\"%s\",code=\"%s\"} %llu\n",
+					       endpoint_route_name((enum endpoint_route)k), code,
+					       (unsigned long long)f.requests[k][i]);
+			}
+	if (!r)
+		r = buf_printf(o,
+			"# HELP credfs_endpoint_connections HTTP connections open now.\n"
+			"# TYPE credfs_endpoint_connections gauge\n"
+			"credfs_endpoint_connections %lld\n"
+			"# HELP credfs_endpoint_deadline_cuts_total Connections cut because a request did not arrive whole in time.\n"
+			"# TYPE credfs_endpoint_deadline_cuts_total counter\n"
+			"credfs_endpoint_deadline_cuts_total %llu\n"
+			"# HELP credfs_endpoint_requests_waiting HTTP requests waiting for credentials or a scrape.\n"
+			"# TYPE credfs_endpoint_requests_waiting gauge\n"
+			"credfs_endpoint_requests_waiting %lld\n",
+			(long long)f.connections, (unsigned long long)f.deadline_cuts,
+			(long long)f.waiting);
+	return r;
+}
+
 int metrics_render(struct engine *e, struct buf *out)
 {
 	struct engine_stats st;
@@ -193,6 +236,8 @@ int metrics_render(struct engine *e, struct buf *out)
 	rc = daemon_lines(out, &st);
 	if (!rc)
 		rc = histogram(out, &st);
+	if (!rc)
+		rc = endpoint_lines(out);
 	if (!rc) {
 		engine_each_role(e, collect, &p);
 		rc = p.rc;

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "compiler.h"
+#include "endpoint_token.h"	/* ENDPOINT_SECRET_LEN */
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
@@ -25,7 +26,6 @@
  * protocol changes: a takeover between different numbers is refused. */
 #define HANDOVER_VERSION 1
 #define FUSE_ABI_VERSION 1
-#define ENDPOINT_SECRET_LEN 32
 
 /* The payloads of the control messages (control.h). */
 enum start_mode {

@@ -13,7 +13,10 @@
 struct reloader {
 	const char *config_path;
 	struct engine *engine;
-	struct fs_face *fs;
+	struct engine_face faces[ENGINE_FACES_MAX];
+	size_t n_faces;
+	void (*after)(void *arg);
+	void *after_arg;
 	pthread_t thread;
 };
 
@@ -36,7 +39,6 @@ int reload_now(struct reloader *rl)
 {
 	struct cfg_error err;
 	struct generation *gen;
-	struct engine_face faces[1];
 	char msg[sizeof(err.file) + CFG_ERROR_TEXT_MAX + 32];
 
 	if (generation_load(rl->config_path, &gen, &err)) {
@@ -45,8 +47,7 @@ int reload_now(struct reloader *rl)
 			  msg);
 		return -1;
 	}
-	faces[0] = fs_face_reloader(rl->fs);
-	if (engine_reload_faces(rl->engine, gen, faces, 1)) {
+	if (engine_reload_faces(rl->engine, gen, rl->faces, rl->n_faces)) {
 		/* Each part said why. */
 		generation_unref(gen);
 		return -1;
@@ -54,6 +55,8 @@ int reload_now(struct reloader *rl)
 	log_info("reloaded %s: %zu role%s", rl->config_path, gen->cfg->n_roles,
 		 gen->cfg->n_roles == 1 ? "" : "s");
 	generation_unref(gen);
+	if (rl->after)
+		rl->after(rl->after_arg);
 	return 0;
 }
 
@@ -84,19 +87,22 @@ static void *reload_main(void *arg)
 }
 
 struct reloader *reloader_start(const char *config_path, struct engine *e,
-				struct fs_face *fs)
+				const struct reload_hooks *hooks)
 {
 	struct reloader *rl = calloc(1, sizeof(*rl));
 	struct sigaction sa;
 
-	if (!rl || pipe2(hup_pipe, O_CLOEXEC)) {
+	if (!rl || hooks->n_faces > ENGINE_FACES_MAX || pipe2(hup_pipe, O_CLOEXEC)) {
 		free(rl);
 		return NULL;
 	}
 	fcntl(hup_pipe[1], F_SETFL, O_NONBLOCK);
 	rl->config_path = config_path;
 	rl->engine = e;
-	rl->fs = fs;
+	memcpy(rl->faces, hooks->faces, hooks->n_faces * sizeof(rl->faces[0]));
+	rl->n_faces = hooks->n_faces;
+	rl->after = hooks->after;
+	rl->after_arg = hooks->after_arg;
 	if (pthread_create(&rl->thread, NULL, reload_main, rl)) {
 		close(hup_pipe[0]);
 		close(hup_pipe[1]);

@@ -1,6 +1,7 @@
 /*
  * Live reload in the worker: SIGHUP re-reads the configuration, moves the
- * engine to it and has each face show it.  A configuration that does not
+ * engine to it and has each face show it (all or nothing:
+ * engine_reload_faces).  A configuration that does not
  * load is refused with its error in the log, and the one in force stays.
  * A burst of SIGHUPs makes one reload (they coalesce while one is made).
  */
@@ -12,9 +13,17 @@
 
 struct reloader;
 
+/* What moves with the engine, and what is told once a reload is done. */
+struct reload_hooks {
+	const struct engine_face *faces;	/* copied */
+	size_t n_faces;				/* at most ENGINE_FACES_MAX */
+	void (*after)(void *arg);		/* may be NULL */
+	void *after_arg;
+};
+
 /* Starts the thread (after the faces are serving).  NULL on failure. */
 struct reloader *reloader_start(const char *config_path, struct engine *e,
-				struct fs_face *fs) WUR;
+				const struct reload_hooks *hooks) WUR;
 /* Reloads now, on the caller's thread.  0 or -1 (logged). */
 int reload_now(struct reloader *rl);
 void reloader_stop(struct reloader *rl);

@@ -40,8 +40,10 @@
 
 /* ---- the worker ------------------------------------------------------- */
 
-/* Starts a worker with its control socket at descriptor 3.  0 or -1. */
-int supervisor_spawn(struct supervisor *s)
+/* Starts a worker with its control socket at descriptor 3.  A fresh one
+ * (nothing is mounted yet) binds the HTTP face's listen addresses itself,
+ * so one in use fails the start before anything is mounted.  0 or -1. */
+int supervisor_spawn(struct supervisor *s, int fresh)
 {
 	int sv[2];
 	pid_t parent = getpid(), pid;
@@ -73,6 +75,8 @@ int supervisor_spawn(struct supervisor *s)
 			argv[n++] = "-d";
 		if (!s->o->foreground)
 			argv[n++] = "--detached";
+		if (fresh)
+			argv[n++] = "--fresh";
 		argv[n++] = (char *)s->o->config;
 		argv[n++] = (char *)s->o->mountpoint;
 		argv[n] = NULL;
@@ -145,6 +149,25 @@ int supervisor_wait_worker(struct supervisor *s, uint32_t type, int *status)
 	}
 }
 
+/* The listen sockets in the service manager's store, replacing those
+ * stored before. */
+static void store_listeners(struct supervisor *s)
+{
+	char msg[64];
+
+	if (!sd_notify_enabled())
+		return;
+	for (size_t i = 0; i < s->stored_listeners; i++) {
+		snprintf(msg, sizeof(msg), "FDSTOREREMOVE=1\nFDNAME=listen%zu", i);
+		sd_send(msg, NULL, 0);
+	}
+	for (size_t i = 0; i < s->n_listeners; i++) {
+		snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=listen%zu", i);
+		sd_send(msg, &s->listeners[i], 1);
+	}
+	s->stored_listeners = s->n_listeners;
+}
+
 void supervisor_take_message(struct supervisor *s, struct ctl_msg *m)
 {
 	switch (m->type) {
@@ -166,6 +189,9 @@ void supervisor_take_message(struct supervisor *s, struct ctl_msg *m)
 		s->connection_gone = 1;
 		break;
 	case CTL_LISTENERS:
+		/* The worker's listen sockets now (after a start or a reload):
+		 * the ones it dropped are closed here too, so their ports are
+		 * free again. */
 		for (size_t i = 0; i < s->n_listeners; i++)
 			close(s->listeners[i]);
 		s->n_listeners = 0;
@@ -173,6 +199,8 @@ void supervisor_take_message(struct supervisor *s, struct ctl_msg *m)
 			s->listeners[s->n_listeners++] = m->fds[i];
 			m->fds[i] = -1;
 		}
+		if (s->ready)
+			store_listeners(s);
 		break;
 	default:
 		break;
@@ -231,7 +259,7 @@ static void restart(struct supervisor *s)
 	int status;
 
 	s->restart_at_ms = 0;
-	if (supervisor_spawn(s)) {
+	if (supervisor_spawn(s, 0)) {
 		s->restart_at_ms = clock_mono_ms() + BACKOFF_MAX_MS;
 		log_error("cannot start a worker: error %d", errno);
 		return;
@@ -290,8 +318,6 @@ static void stop_on_purpose(struct supervisor *s)
  * mount survives the supervisor itself (docs/lifecycle.md). */
 void supervisor_store_fds(struct supervisor *s)
 {
-	char msg[64];
-
 	if (!sd_notify_enabled())
 		return;
 	if (supervisor_make_state(s))
@@ -301,10 +327,7 @@ void supervisor_store_fds(struct supervisor *s)
 		sd_send("FDSTORE=1\nFDNAME=guard", &s->m.guard, 1);
 	if (s->state_fd >= 0)
 		sd_send("FDSTORE=1\nFDNAME=state", &s->state_fd, 1);
-	for (size_t i = 0; i < s->n_listeners; i++) {
-		snprintf(msg, sizeof(msg), "FDSTORE=1\nFDNAME=listen%zu", i);
-		sd_send(msg, &s->listeners[i], 1);
-	}
+	store_listeners(s);
 }
 
 static void watchdog(struct supervisor *s, int64_t now)
@@ -484,6 +507,7 @@ void supervisor_started(struct supervisor *s, int status)
 			}
 		}
 	}
+	s->ready = !status;
 	if (!status && sd_notify_enabled()) {
 		char msg[PATH_MAX + 64];
 
@@ -500,7 +524,7 @@ static int start_fresh(struct supervisor *s)
 {
 	int status;
 
-	if (supervisor_spawn(s))
+	if (supervisor_spawn(s, 1))
 		return EXIT_RUNTIME;
 	if (supervisor_wait_worker(s, CTL_UP, &status))
 		return status;

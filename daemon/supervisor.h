@@ -37,6 +37,8 @@ struct supervisor {
 	unsigned char secret[ENDPOINT_SECRET_LEN];	/* the HTTP face's */
 	int listeners[LISTENERS_MAX];	/* the HTTP face's, kept for the next */
 	size_t n_listeners;
+	size_t stored_listeners;	/* listen0.. in the descriptor store */
+	int ready;			/* the start was reported */
 	int state_fd;			/* memfd for the descriptor store */
 
 	struct worker_proc w;
@@ -80,7 +82,7 @@ int takeover_run(struct supervisor *s) WUR;
 /* The service manager gave back a mount it kept: resume it.  1 if it did,
  * 0 if there was none, -1 on failure. */
 int supervisor_resume_stored(struct supervisor *s) WUR;
-int supervisor_spawn(struct supervisor *s) WUR;
+int supervisor_spawn(struct supervisor *s, int fresh) WUR;
 /* The memfd of state (INIT copy, secret) for the descriptor store. */
 int supervisor_make_state(struct supervisor *s) WUR;
 

@@ -373,7 +373,7 @@ int takeover_run(struct supervisor *s)
 	int fd, status, rc;
 	char msg[80];
 
-	if (supervisor_spawn(s))
+	if (supervisor_spawn(s, 0))
 		return EXIT_RUNTIME;
 	if (supervisor_wait_worker(s, CTL_UP, &status))
 		return status;		/* a bad configuration: nothing changed */
@@ -453,6 +453,7 @@ static int adopt_stored(struct supervisor *s)
 		fcntl(fd, F_SETFD, FD_CLOEXEC);
 		s->listeners[s->n_listeners++] = fd;
 	}
+	s->stored_listeners = s->n_listeners;
 	sd_listen_forget();
 	if (s->m.guard >= 0)
 		fcntl(s->m.guard, F_SETFD, FD_CLOEXEC);
@@ -480,7 +481,7 @@ int supervisor_resume_stored(struct supervisor *s)
 		return -1;
 	}
 	log_info("resuming %s from the service manager's descriptor store", s->o->mountpoint);
-	if (supervisor_spawn(s) || supervisor_wait_worker(s, CTL_UP, &status) ||
+	if (supervisor_spawn(s, 0) || supervisor_wait_worker(s, CTL_UP, &status) ||
 	    supervisor_start_worker(s, START_RESUME, 1, -1) ||
 	    supervisor_wait_worker(s, CTL_SERVING, &status))
 		return -1;

@@ -1,7 +1,9 @@
 /*
  * The worker: the process that serves.  It loads the configuration, tells
  * the supervisor (CTL_UP), gets the FUSE descriptor and how to start
- * (CTL_START), builds the engine and the faces over it, answers the
+ * (CTL_START), builds the engine and the faces over it (the files and,
+ * with [endpoint], the HTTP face on the listen sockets the supervisor
+ * keeps for it), answers the
  * kernel's INIT or replays the one the supervisor kept, says it is serving
  * (CTL_SERVING), and serves until the supervisor says stop (CTL_STOP: it
  * finishes what it has read and exits) or the connection ends.  A heartbeat
@@ -19,10 +21,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <openssl/crypto.h>
 
 #include "buf.h"
 #include "control.h"
 #include "daemon.h"
+#include "endpoint.h"
 #include "face.h"
 #include "http.h"
 #include "log.h"
@@ -39,10 +43,14 @@ struct worker {
 	const char *mountpoint;
 	int debug;
 	int detached;			/* log to syslog once serving */
+	int fresh;			/* nothing mounted yet: bind before CTL_UP */
 	int ctl;
 	struct generation *gen;
 	struct engine *engine;
 	struct fs_face *face;
+	struct endpoint_secret *secret;	/* the supervisor's, copied */
+	struct endpoint_sockets *sockets;	/* until the endpoint takes them */
+	struct endpoint *endpoint;	/* the HTTP face */
 	struct reloader *reloader;
 	struct ctl_start start;
 	int fuse_fd, guard_fd, creds_fd;
@@ -135,13 +143,71 @@ static int receive_start(struct worker *w)
 	w->guard_fd = w->start.has_guard && i < m.nfds ? m.fds[i++] : -1;
 	w->fuse_fd = i < m.nfds ? m.fds[i++] : -1;
 	w->creds_fd = w->start.has_creds && i < m.nfds ? m.fds[i++] : -1;
-	/* The listening sockets are the HTTP face's; none used yet. */
-	for (; i < m.nfds; i++)
-		close(m.fds[i]);
+	/* The HTTP face's listen sockets: a fresh worker bound its own (the
+	 * same sockets, sent to the supervisor before CTL_UP). */
+	if (w->sockets) {
+		for (; i < m.nfds; i++)
+			close(m.fds[i]);
+	} else {
+		w->sockets = endpoint_sockets_adopt(m.fds + i, m.nfds - i);
+	}
+	w->secret = endpoint_secret_from(w->start.secret, sizeof(w->start.secret));
+	OPENSSL_cleanse(w->start.secret, sizeof(w->start.secret));
 	if (w->fuse_fd < 0 || w->start.init_len > sizeof(w->start.init)) {
 		log_error("the supervisor sent no FUSE descriptor");
 		return -1;
 	}
+	if (!w->secret) {
+		log_error("out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* The HTTP face's listen sockets now, for the supervisor to keep for the
+ * next worker (after the start and after each reload). */
+static void send_listeners(void *arg)
+{
+	struct worker *w = arg;
+	int fds[CTL_FDS_MAX];
+	size_t n = endpoint_listen_fds(w->endpoint, fds, CTL_FDS_MAX);
+
+	if (ctl_send(w->ctl, CTL_LISTENERS, NULL, 0, fds, n))
+		log_warn("cannot hand the endpoint's sockets to the supervisor: error %d",
+			 errno);
+}
+
+/* A fresh start binds every listen address before the supervisor mounts:
+ * one in use fails the start on the terminal, with nothing mounted. */
+static int bind_fresh(struct worker *w)
+{
+	int fds[CTL_FDS_MAX];
+	size_t n = 0;
+	char why[256];
+
+	w->sockets = endpoint_bind(&w->gen->cfg->endpoint, why, sizeof(why));
+	if (!w->sockets) {
+		fprintf(stderr, "credfs: %s\n", why);
+		return -1;
+	}
+	n = endpoint_sockets_fds(w->sockets, fds, CTL_FDS_MAX);
+	return n && ctl_send(w->ctl, CTL_LISTENERS, NULL, 0, fds, n) ? -1 : 0;
+}
+
+/* The HTTP face over the engine, on the sockets it was given (it binds
+ * those it lacks; with no [endpoint] it listens nowhere). */
+static int start_endpoint(struct worker *w)
+{
+	char why[256];
+
+	w->endpoint = endpoint_start(w->engine, w->gen, w->secret, w->sockets,
+				     why, sizeof(why));
+	w->sockets = NULL;	/* taken, whatever happened */
+	if (!w->endpoint) {
+		log_error("%s", why);
+		return -1;
+	}
+	send_listeners(w);
 	return 0;
 }
 
@@ -159,6 +225,7 @@ static int build(struct worker *w)
 			.on_init_arg = w,
 		},
 		.no_push = getenv("CREDFS_TEST_NO_PUSH") != NULL,
+		.endpoint_secret = w->secret,
 	};
 	struct engine_options eo = { .listener = fs_face_listener };
 	const char *crash = getenv("CREDFS_TEST_CRASH_AFTER");
@@ -187,7 +254,9 @@ static int build(struct worker *w)
 		close(w->creds_fd);
 		w->creds_fd = -1;
 	}
-	return fs_face_attach(w->face, w->engine, w->gen);
+	if (fs_face_attach(w->face, w->engine, w->gen))
+		return -1;
+	return start_endpoint(w);
 }
 
 /* Serving: logs go to syslog once detached (stderr was the terminal's
@@ -209,11 +278,15 @@ static void detach_logs(struct worker *w)
 
 static int serve(struct worker *w)
 {
+	struct engine_face faces[] = { fs_face_reloader(w->face),
+				       endpoint_reloader(w->endpoint) };
+	struct reload_hooks hooks = { .faces = faces, .n_faces = 2,
+				      .after = send_listeners, .after_arg = w };
 	int rc;
 
 	if (fs_face_init(w->face))
 		return EXIT_RUNTIME;
-	w->reloader = reloader_start(w->config, w->engine, w->face);
+	w->reloader = reloader_start(w->config, w->engine, &hooks);
 	if (!w->reloader ||
 	    pthread_create(&w->ctl_thread, NULL, ctl_main, w))
 		return EXIT_RUNTIME;
@@ -236,8 +309,9 @@ static int serve(struct worker *w)
 	return rc < 0 ? EXIT_RUNTIME : 0;
 }
 
-/* The stop order: no more reloads; the control thread; the engine's
- * threads (its listener silenced); then the faces it was telling. */
+/* The stop order: no more reloads; the control thread; the HTTP face
+ * (it answers what waits on the engine); the engine's threads (its
+ * listener silenced); then the faces it was telling. */
 static void teardown(struct worker *w)
 {
 	reloader_stop(w->reloader);
@@ -246,6 +320,7 @@ static void teardown(struct worker *w)
 		shutdown(w->ctl, SHUT_RD);
 		pthread_join(w->ctl_thread, NULL);
 	}
+	endpoint_stop(w->endpoint);
 	if (w->engine)
 		engine_stop(w->engine);
 	signal_worker = NULL;
@@ -258,6 +333,8 @@ static void teardown(struct worker *w)
 		close(w->fuse_fd);
 	if (w->creds_fd >= 0)
 		close(w->creds_fd);
+	endpoint_sockets_close(w->sockets);
+	endpoint_secret_free(w->secret);
 }
 
 /* Secrets live in the worker alone.  Keys, session tokens and JWTs go to
@@ -281,7 +358,7 @@ static void lock_secret_memory(void)
 	}
 }
 
-/* credfs --worker [-d] [--detached] CONFIG MOUNTPOINT */
+/* credfs --worker [-d] [--detached] [--fresh] CONFIG MOUNTPOINT */
 int worker_main(int argc, char **argv)
 {
 	struct worker w = { .ctl = CTL_FD, .fuse_fd = -1, .guard_fd = -1, .creds_fd = -1 };
@@ -294,6 +371,8 @@ int worker_main(int argc, char **argv)
 			w.debug = 1;
 		else if (!strcmp(argv[i], "--detached"))
 			w.detached = 1;
+		else if (!strcmp(argv[i], "--fresh"))
+			w.fresh = 1;
 	}
 	if (argc - i != 2)
 		return EXIT_USAGE;
@@ -307,6 +386,10 @@ int worker_main(int argc, char **argv)
 		cfg_error_format(&err, msg, sizeof(msg));
 		fprintf(stderr, "credfs: %s\n", msg);
 		return EXIT_USAGE;
+	}
+	if (w.fresh && bind_fresh(&w)) {
+		teardown(&w);
+		return EXIT_RUNTIME;
 	}
 	if (ctl_send(w.ctl, CTL_UP, CREDFS_VERSION, strlen(CREDFS_VERSION), NULL, 0) ||
 	    receive_start(&w)) {

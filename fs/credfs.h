@@ -15,6 +15,7 @@
 #include "engine.h"
 #include "view.h"
 
+struct endpoint_secret;
 struct invalidator;
 struct fs_session;
 
@@ -43,6 +44,9 @@ struct credfs {
 	gid_t gid;
 	time_t started;			/* mtime of what never changes */
 	int no_push;			/* tests: never push invalidations */
+	/* What authorization_token is derived from: the supervisor's, kept
+	 * across workers and takeovers (docs/lifecycle.md); borrowed. */
+	const struct endpoint_secret *endpoint_secret;
 };
 
 void dir_handles_init(struct dir_handles *d);

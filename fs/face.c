@@ -35,6 +35,7 @@ struct fs_face *fs_face_new(const struct fs_face_opts *o)
 	f->fs.mountpoint = f->mountpoint;
 	f->fs.config_path = f->config_path;
 	f->fs.no_push = o->no_push;
+	f->fs.endpoint_secret = o->endpoint_secret;
 	dir_handles_init(&f->fs.dirs);
 	f->session = fs_session_new(&f->fs, &o->serve);
 	if (!f->mountpoint || !f->config_path || !f->session)

@@ -23,12 +23,16 @@
 
 struct fs_face;
 struct credfs;
+struct endpoint_secret;
 
 struct fs_face_opts {
 	const char *mountpoint;		/* absolute, as the host sees it */
 	const char *config_path;	/* absolute */
 	struct fs_serve_opts serve;	/* the descriptor and how to start */
 	int no_push;			/* tests: never push invalidations */
+	/* What NAME/authorization_token derives from (borrowed: it outlives
+	 * the face); NULL shows no token. */
+	const struct endpoint_secret *endpoint_secret;
 };
 
 struct fs_face *fs_face_new(const struct fs_face_opts *o) WUR;

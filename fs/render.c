@@ -4,10 +4,12 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/crypto.h>
 
 #include "buf.h"
 #include "clock.h"
 #include "cloudfiles.h"
+#include "endpoint_token.h"
 #include "metrics.h"
 #include "status.h"
 
@@ -294,6 +296,52 @@ static int aws_config(const struct credfs *fs, const struct cfg_role *role,
 	return r;
 }
 
+/* authorization_token: what the endpoint wants in Authorization for this
+ * role, no newline (SDKs send the file's content as it is). */
+static int authorization_token(const struct credfs *fs,
+			       const struct cfg_role *role, struct buf *out)
+{
+	char t[ENDPOINT_ROLE_TOKEN_LEN + 1];
+	int r;
+
+	if (!fs->endpoint_secret)
+		return -EIO;
+	r = endpoint_role_token(fs->endpoint_secret, role->name,
+				role->pres.authorization_token_rotation, t);
+	if (!r)
+		r = buf_append_str(out, t);
+	OPENSSL_cleanse(t, sizeof(t));
+	return r;
+}
+
+/* endpoint.env: the container credentials endpoint for this role, for
+ * every SDK.  Newer SDKs read AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE (and
+ * prefer it, so they follow a rotation); older ones, such as Debian 12's
+ * AWS CLI 2.9 and its botocore 1.29, know only
+ * AWS_CONTAINER_AUTHORIZATION_TOKEN, so the
+ * token itself is there too.  The file has the role's owner and mode, like
+ * authorization_token, so it shows nobody anything new. */
+static int endpoint_env(const struct credfs *fs, const struct cfg *cfg,
+			const struct cfg_role *role, struct buf *out)
+{
+	struct buf dir;
+	int r;
+
+	r = buf_append_str(out, "AWS_CONTAINER_CREDENTIALS_FULL_URI=");
+	if (!r)
+		r = endpoint_credentials_url(&cfg->endpoint, role->name, out);
+	buf_init(&dir, RENDER_MAX);
+	if (!r)
+		r = consumer_dir(fs->mountpoint, role, &dir);
+	if (!r)
+		r = buf_printf(out, "\nAWS_CONTAINER_AUTHORIZATION_TOKEN_FILE=%s/authorization_token\n"
+			       "AWS_CONTAINER_AUTHORIZATION_TOKEN=", dir.data);
+	buf_free(&dir);
+	if (!r)
+		r = authorization_token(fs, role, out);
+	return r ? r : buf_append_str(out, "\n");
+}
+
 static int role_file(struct credfs *fs, struct view *v, const struct node *n,
 		     fuse_ino_t ino, enum render_mode mode, struct doc **out)
 {
@@ -329,8 +377,13 @@ static int role_file(struct credfs *fs, struct view *v, const struct node *n,
 		r = cloud_gcp_credentials_json(fs->mountpoint, cfg, &b);
 		break;
 	case ROLE_AUTHORIZATION_TOKEN:
+		buf_init(&b, RENDER_MAX);
+		r = authorization_token(fs, cfg, &b);
+		break;
 	case ROLE_ENDPOINT_ENV:
-		return -EIO;
+		buf_init(&b, RENDER_MAX);
+		r = endpoint_env(fs, v->gen->cfg, cfg, &b);
+		break;
 	default:
 		return credentials_file(fs, role, cfg, n->file, ino, mode, out);
 	}

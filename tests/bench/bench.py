@@ -346,6 +346,83 @@ class Bench:
                     % (n, idle_cpu / 2 * 1000))
         self.unmount(m)
 
+    def endpoint_config(self, roles, port, extra_roles_text=""):
+        return (self.config(roles, extra_roles_text=extra_roles_text)
+                + "[endpoint]\nlisten = 127.0.0.1:%d\n" % port)
+
+    def fig12_endpoint(self, seconds=5):
+        """GET /roles/app/credentials with 1, 16 and 64 keep-alive clients
+        (wrk), beside the same bytes served as a static buffer by the same
+        library (staticserve): requests per second, p50 and p99."""
+        port, sport = free_port(), free_port()
+        m, _ = self.mount("http", self.endpoint_config({"app": ""}, port))
+        token = m.read("app", "authorization_token")
+        url = "http://127.0.0.1:%d/roles/app/credentials" % port
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", "/roles/app/credentials", headers={"Authorization": token})
+        body = conn.getresponse().read()
+        conn.close()
+        static = os.path.join(self.dir, "static.json")
+        with open(static, "wb") as f:
+            f.write(body)
+        exe = os.path.join(os.path.dirname(self.readloop), "staticserve")
+        ref = subprocess.Popen([exe, str(sport), static], stdout=subprocess.PIPE, text=True)
+        self.note_pid(ref.pid)
+        try:
+            if ref.stdout.readline().strip() != "ready":
+                raise RuntimeError("staticserve did not start")
+            for clients in (1, 16, 64):
+                c = wrk(url, clients, seconds, ["Authorization: " + token])
+                r = wrk("http://127.0.0.1:%d/roles/app/credentials" % sport, clients, seconds)
+                self.report("12 endpoint, %2d keep-alive clients: credfs %.0f req/s p50 %.3f ms "
+                            "p99 %.3f ms; static buffer %.0f req/s p50 %.3f ms p99 %.3f ms; "
+                            "ratio %.2f of static (errors %d) (reference)"
+                            % (clients, c[0], c[1], c[2], r[0], r[1], r[2], c[0] / r[0], c[3]))
+        finally:
+            ref.terminate()
+            ref.wait(10)
+        calls = self.proxy.count()
+        self.report("12 endpoint: STS calls for all of it: %d (target 1)" % calls, calls == 1)
+        self.unmount(m)
+
+    def fig13_scrape(self, n=10000):
+        """A metrics scrape with n roles in use: its size and how long it
+        takes to build, over HTTP."""
+        import concurrent.futures
+        self.proxy.reset()
+        port = free_port()
+        # Tokens from a file: what is measured is the scrape, not 10,000
+        # signatures.
+        token = os.path.join(self.dir, "scrape-token")
+        with open(token, "w") as f:
+            f.write("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJiZW5jaCJ9.c2lnbmF0dXJl")
+        roles = "".join("[role r%05d]\nrole_arn = %s\nweb_identity_token_file = %s\n\n"
+                        % (i, arn("r%05d" % i), token) for i in range(n))
+        m, _ = self.mount("scrape", self.endpoint_config({}, port, extra_roles_text=roles))
+        t0 = time.monotonic()
+
+        def use(i):
+            with open(m.path("r%05d" % i, "expiry")) as f:
+                f.read()
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
+            list(pool.map(use, range(n)))
+        used = time.monotonic() - t0
+        times, size = [], 0
+        for _ in range(3):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            t1 = time.perf_counter()
+            conn.request("GET", "/metrics")
+            data = conn.getresponse().read()
+            times.append(time.perf_counter() - t1)
+            conn.close()
+            size = len(data)
+        in_use = data.count(b"credfs_credentials_expiry_timestamp_seconds{")
+        self.report("13 metrics with %d roles in use (%d STS calls in %.0f s): scrape %.1f MB, "
+                    "%d B per role, built and sent in %.2f s median of 3 (target <= 8 MB)"
+                    % (in_use, self.proxy.count(), used, size / 1e6, size // max(in_use, 1),
+                       statistics.median(times)), size <= 8e6 and in_use == n)
+        self.unmount(m)
+
     def sts_round_trip(self, conn, token, name):
         """One AssumeRoleWithWebIdentity POST to the proxy on conn, a
         kept-alive connection as credfs uses, with the body credfs sends;
@@ -683,6 +760,37 @@ class Mount(harness.Mount):
         return total / 1e9
 
 
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wrk(url, clients, seconds, headers=()):
+    """wrk with `clients` keep-alive connections on as many threads (at
+    most 2): (requests per second, p50 ms, p99 ms, errors)."""
+    argv = ["wrk", "-t", str(min(clients, 2)), "-c", str(clients), "-d", "%ds" % seconds,
+            "--latency"]
+    for h in headers:
+        argv += ["-H", h]
+    out = subprocess.run(argv + [url], capture_output=True, text=True, timeout=seconds + 30,
+                         check=True).stdout
+
+    def ms(word):
+        for line in out.splitlines():
+            f = line.split()
+            if len(f) == 2 and f[0] == word:
+                v = f[1]
+                for unit, k in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
+                    if v.endswith(unit):
+                        return float(v[:-len(unit)]) * k
+        raise RuntimeError("wrk printed no %s latency:\n%s" % (word, out))
+    rps = next(float(l.split()[1]) for l in out.splitlines() if l.startswith("Requests/sec:"))
+    errors = sum(int(x) for l in out.splitlines() if "Non-2xx" in l for x in l.split()[-1:])
+    return rps, ms("50%"), ms("99%"), errors
+
+
 FIGURES = {
     "1": "fig1_warm_read",
     "2": "fig2_3_renewals",
@@ -695,6 +803,8 @@ FIGURES = {
     "9": "fig9_idle_roles",
     "10": "fig10_in_use",
     "11": "fig11_fleet",
+    "12": "fig12_endpoint",
+    "13": "fig13_scrape",
 }
 
 
