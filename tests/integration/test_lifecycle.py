@@ -330,8 +330,11 @@ class TestTakeover(LifecycleCase):
 
     def test_only_the_same_user_may_take_over(self):
         m = self.start(self.roles(1))
-        sock = [os.path.join(self.runtime, f) for f in os.listdir(self.runtime)
-                if f.endswith(".sock")][0]
+        # The handover socket comes right after the mount.
+        socks = wait_for(lambda: [os.path.join(self.runtime, f) for f in os.listdir(self.runtime)
+                                  if f.endswith(".sock")], timeout=5)
+        self.assertTrue(socks, "no handover socket in %s" % self.runtime)
+        sock = socks[0]
         os.chmod(self.dir, 0o755)
         os.chmod(self.runtime, 0o711)
         os.chmod(sock, 0o666)
