@@ -740,23 +740,35 @@ class Mount(harness.Mount):
     def status(self, role):
         return json.loads(self.read(role, "status"))
 
+    def pids(self):
+        """The daemon's processes: the supervisor and its worker."""
+        w = harness.worker_of(self.proc.pid)
+        return [self.proc.pid] + ([w] if w else [])
+
+    def status_kb(self, field):
+        """A /proc/PID/status figure (VmRSS, VmHWM) summed over pids()."""
+        total = 0
+        for pid in self.pids():
+            with open("/proc/%d/status" % pid) as f:
+                for line in f:
+                    if line.startswith(field + ":"):
+                        total += int(line.split()[1])
+        return total
+
     def rss_kb(self):
-        with open("/proc/%d/status" % self.proc.pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
-        raise RuntimeError("no VmRSS for the daemon")
+        return self.status_kb("VmRSS")
 
     def cpu_seconds(self):
         """CPU time of all the daemon's threads, to the nanosecond."""
         total = 0
-        task = "/proc/%d/task" % self.proc.pid
-        for tid in os.listdir(task):
-            try:
-                with open(os.path.join(task, tid, "schedstat")) as f:
-                    total += int(f.read().split()[0])
-            except OSError:
-                pass            # the thread ended meanwhile
+        for pid in self.pids():
+            task = "/proc/%d/task" % pid
+            for tid in os.listdir(task):
+                try:
+                    with open(os.path.join(task, tid, "schedstat")) as f:
+                        total += int(f.read().split()[0])
+                except OSError:
+                    pass            # the thread ended meanwhile
         return total / 1e9
 
 

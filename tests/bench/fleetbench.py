@@ -43,11 +43,12 @@ def config(bench, sts_url, defaults, roles_text):
             % (sts_url, defaults, bench.key, roles_text))
 
 
-def cpu_and_switches(pid):
-    """(CPU seconds of all threads, context switches of all threads)."""
+def cpu_and_switches(m):
+    """(CPU seconds, context switches) of all threads of the daemon of
+    mount m: its supervisor and its worker."""
     cpu, switches = 0, 0
-    task = "/proc/%d/task" % pid
-    for tid in os.listdir(task):
+    for tid, task in [(t, "/proc/%d/task" % pid) for pid in m.pids()
+                      for t in os.listdir("/proc/%d/task" % pid)]:
         try:
             with open(os.path.join(task, tid, "schedstat")) as f:
                 cpu += int(f.read().split()[0])
@@ -169,7 +170,7 @@ def _mount_timed(bench, name, text, probe_role):
     m, ready = bench.mount(name, text)
     t0 = time.perf_counter() - ready
     answered = wait_answering(m.path(probe_role), t0, m.proc)
-    cpu, _ = cpu_and_switches(m.proc.pid)
+    cpu, _ = cpu_and_switches(m)
     return m, ready, answered, cpu
 
 
@@ -238,9 +239,9 @@ def _fig9(bench, sts, n, small):
     bench.report("9 %d roles: STS calls before anything is read: %d (target 0)" % (n, calls),
                  calls == 0)
     # Idle: a minute, nothing read.
-    cpu0, sw0 = cpu_and_switches(m.proc.pid)
+    cpu0, sw0 = cpu_and_switches(m)
     time.sleep(60)
-    cpu1, sw1 = cpu_and_switches(m.proc.pid)
+    cpu1, sw1 = cpu_and_switches(m)
     idle = (cpu1 - cpu0) / 60
     bench.report("9 %d roles: daemon CPU while idle, over 60 s: %.3f ms per second, %.1f "
                  "wake-ups per second (target < 0.5 ms/s)"
@@ -358,21 +359,17 @@ def fig10_in_use(bench, n=10000, rate=200, inflight=32, lifetime=240, seconds=33
         m, _ = bench.mount("inuse", config(bench, sts.url, defaults, role_sections(names)))
         sampler = Sampler([m], 5)
         sampler.start()
-        cpu0, _ = cpu_and_switches(m.proc.pid)
+        cpu0, _ = cpu_and_switches(m)
         start = time.monotonic()
         readers = Readers(bench, [m.path(x) for x in names], seconds, 256, 2000)
         events, roles, total = readers.wait(seconds + 180)
         elapsed = time.monotonic() - start
-        cpu1, _ = cpu_and_switches(m.proc.pid)
+        cpu1, _ = cpu_and_switches(m)
         sampler.stop()
         reqs = sts.snapshot()
         _fig10_report(bench, sts, m, names, reqs, events, roles, total, start, elapsed,
                      rate, inflight, lifetime, sampler.peak, cpu1 - cpu0)
-        hwm = 0
-        with open("/proc/%d/status" % m.proc.pid) as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    hwm = int(line.split()[1])
+        hwm = m.status_kb("VmHWM")
         bench.report("10 daemon RSS with %d roles in use: %.1f MB now, %.1f MB at most "
                      "(reference)" % (n, m.rss_kb() / 1024, hwm / 1024))
         bench.unmount(m)

@@ -14,7 +14,7 @@ import threading
 import time
 
 from endpoint_util import EndpointCase, fd_count, raw_exchange, read_env, request
-from harness import AWS_CLI, clean_aws_env, rss_kb
+from harness import AWS_CLI, clean_aws_env, rss_kb, worker_of
 from sts_proxy import Fault
 
 SERIAL = True
@@ -186,11 +186,12 @@ class TestLife(EndpointCase):
                 r.read()
                 self.assertEqual(r.status, 200)
         burst(2000)
-        rss0 = rss_kb(m.proc.pid)
+        pid = worker_of(m.proc.pid)     # the process that serves
+        rss0 = rss_kb(pid)
         burst(10000)
         conn.close()
-        rss1 = rss_kb(m.proc.pid)
-        with open("/proc/%d/maps" % m.proc.pid) as f:
+        rss1 = rss_kb(pid)
+        with open("/proc/%d/maps" % pid) as f:
             asan = "libasan" in f.read()
         # AddressSanitizer keeps freed memory in quarantine, so RSS grows
         # there by design; LeakSanitizer at exit (the harness fails on its
@@ -220,7 +221,7 @@ class TestManyConnections(EndpointCase):
         env["AWS_DEFAULT_REGION"] = "ap-northeast-1"
         # Warm the face and the process up before measuring.
         self.assertEqual(request(self.port, "GET", "/metrics")[0], 200)
-        pid = m.proc.pid
+        pid = worker_of(m.proc.pid)     # the process that serves
         fds0, rss0 = fd_count(pid), rss_kb(pid)
         t0 = time.monotonic()
         socks = self.open_held(HELD)
@@ -260,7 +261,7 @@ class TestManyConnections(EndpointCase):
         limit, extra = 8192, 300          # ENDPOINT_MAX_CONNECTIONS
         self.assertGreaterEqual(raise_nofile(limit + extra + 500), limit + extra + 100)
         m = self.endpoint_mount()
-        pid = m.proc.pid
+        pid = worker_of(m.proc.pid)     # the process that serves
         fds0 = fd_count(pid)
         socks = []
         try:
@@ -290,7 +291,7 @@ class TestManyConnections(EndpointCase):
     def test_held_connections_are_cut_at_the_deadline(self):
         raise_nofile(3000)
         m = self.endpoint_mount()
-        pid = m.proc.pid
+        pid = worker_of(m.proc.pid)     # the process that serves
         fds0 = fd_count(pid)
         socks = self.open_held(2000)
         try:
