@@ -410,6 +410,45 @@ static int take_credentials(struct parse_state *st, struct sts_credentials *out,
 	return 0;
 }
 
+/* What a parsed document says: credentials (0) or the error it carries,
+ * or why it is not one STS would send (-1, err filled). */
+static int take_document(struct parse_state *st, int http_status,
+			 struct sts_credentials *out, struct exchange_error *err)
+{
+	const char *reason = NULL;
+
+	switch (st->kind) {
+	case DOC_SUCCESS:
+		if (!is_2xx(http_status)) {
+			set_malformed(err, http_status,
+				      "a success document with an error status");
+			return -1;
+		}
+		if (take_credentials(st, out, &reason)) {
+			set_malformed(err, http_status, reason);
+			return -1;
+		}
+		return 0;
+	case DOC_ERROR:
+		if (!st->fields[F_ERR_CODE] || !st->fields[F_ERR_CODE][0]) {
+			set_malformed(err, http_status,
+				      "an error document without a Code");
+			return -1;
+		}
+		exchange_copy_text(err->code, sizeof(err->code),
+				   st->fields[F_ERR_CODE]);
+		exchange_copy_text(err->message, sizeof(err->message),
+				   st->fields[F_ERR_MESSAGE] ?
+					   st->fields[F_ERR_MESSAGE] :
+					   "(no message)");
+		err->retryable = sts_is_retryable(http_status, err->code);
+		return -1;
+	default:
+		set_malformed(err, http_status, "not an STS document");
+		return -1;
+	}
+}
+
 int sts_parse_response(const char *body, size_t len, int http_status,
 		       struct sts_credentials *out, struct exchange_error *err)
 {
@@ -458,37 +497,7 @@ int sts_parse_response(const char *body, size_t len, int http_status,
 		goto out;
 	}
 
-	switch (st.kind) {
-	case DOC_SUCCESS:
-		if (!is_2xx(http_status)) {
-			set_malformed(err, http_status,
-				      "a success document with an error status");
-			goto out;
-		}
-		if (take_credentials(&st, out, &reason)) {
-			set_malformed(err, http_status, reason);
-			goto out;
-		}
-		ret = 0;
-		break;
-	case DOC_ERROR:
-		if (!st.fields[F_ERR_CODE] || !st.fields[F_ERR_CODE][0]) {
-			set_malformed(err, http_status,
-				      "an error document without a Code");
-			goto out;
-		}
-		exchange_copy_text(err->code, sizeof(err->code),
-				   st.fields[F_ERR_CODE]);
-		exchange_copy_text(err->message, sizeof(err->message),
-				   st.fields[F_ERR_MESSAGE] ?
-					   st.fields[F_ERR_MESSAGE] :
-					   "(no message)");
-		err->retryable = sts_is_retryable(http_status, err->code);
-		break;
-	default:
-		set_malformed(err, http_status, "not an STS document");
-		break;
-	}
+	ret = take_document(&st, http_status, out, err);
 
 out:
 	parse_state_free(&st);
