@@ -21,6 +21,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -243,40 +244,135 @@ static void parser_init(struct parser *p, const char *name,
 
 /* The configuration is opened without blocking and only if it is a
  * regular file: a FIFO or a device given by mistake is refused at once,
- * never waited on. */
-int cfg_load(const char *path, struct cfg **out, struct cfg_error *err)
+ * never waited on.  fd >= 0 or -1 with err filled. */
+static int open_config(struct parser *p, const char *path)
 {
-	struct parser p;
 	char eb[128];
-	char *real;
 	mode_t type = 0;
-	int fd, rc;
+	int fd = cfg_open_regular(path, &type);
 
-	*out = NULL;
-	parser_init(&p, path, err);
-	fd = cfg_open_regular(path, &type);
 	if (fd == -1)
-		return cfg_fail(&p, 0, "cannot open: %s",
+		return cfg_fail(p, 0, "cannot open: %s",
 				strerror_r(errno, eb, sizeof(eb)));
 	if (fd < 0 && type == S_IFDIR)
-		return cfg_fail(&p, 0, "cannot read: %s",
+		return cfg_fail(p, 0, "cannot read: %s",
 				strerror_r(EISDIR, eb, sizeof(eb)));
 	if (fd < 0)
-		return cfg_fail(&p, 0, "is %s, not a regular file",
+		return cfg_fail(p, 0, "is %s, not a regular file",
 				file_type_name(type));
-	p.fp = fdopen(fd, "r");
-	if (!p.fp) {
+	return fd;
+}
+
+/* Parses what fd holds from its start (fd is closed), relative paths
+ * resolved beside path. */
+static int load_fd(struct parser *p, int fd, const char *path, struct cfg **out)
+{
+	char *real;
+	int rc;
+
+	p->fp = fdopen(fd, "r");
+	if (!p->fp) {
 		close(fd);
-		return cfg_fail_oom(&p);
+		return cfg_fail_oom(p);
 	}
 	real = realpath(path, NULL);
 	if (real) {
-		p.base_dir = strdup(dirname(real));
+		p->base_dir = strdup(dirname(real));
 		free(real);
 	}
-	rc = load(&p, out);
-	fclose(p.fp);
+	rc = load(p, out);
+	fclose(p->fp);
 	return rc;
+}
+
+int cfg_load(const char *path, struct cfg **out, struct cfg_error *err)
+{
+	struct parser p;
+	int fd;
+
+	*out = NULL;
+	parser_init(&p, path, err);
+	fd = open_config(&p, path);
+	return fd < 0 ? -1 : load_fd(&p, fd, path, out);
+}
+
+/* A sealed memfd holding a copy of what fd holds; fd is closed.  -1 with
+ * errno on failure. */
+static int snapshot_of(int fd)
+{
+	char chunk[65536];
+	int snap = memfd_create("credfs-config", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	ssize_t n;
+
+	while (snap >= 0 && (n = read(fd, chunk, sizeof(chunk))) != 0) {
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n < 0 || write(snap, chunk, (size_t)n) != n) {
+			close(snap);
+			snap = -1;
+		}
+	}
+	close(fd);
+	if (snap >= 0 && fcntl(snap, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK |
+			       F_SEAL_GROW | F_SEAL_WRITE)) {
+		close(snap);
+		snap = -1;
+	}
+	return snap;
+}
+
+/* A descriptor of its own on what snap holds, read from the start. */
+static int reopen_snapshot(int snap)
+{
+	char proc[64];
+
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", snap);
+	return open(proc, O_RDONLY | O_CLOEXEC);
+}
+
+int cfg_load_snapshot(const char *path, struct cfg **out, int *snapshot,
+		      struct cfg_error *err)
+{
+	struct parser p;
+	char eb[128];
+	int fd, snap;
+
+	*out = NULL;
+	*snapshot = -1;
+	parser_init(&p, path, err);
+	fd = open_config(&p, path);
+	if (fd < 0)
+		return -1;
+	snap = snapshot_of(fd);
+	fd = snap >= 0 ? reopen_snapshot(snap) : -1;
+	if (fd < 0) {
+		if (snap >= 0)
+			close(snap);
+		return cfg_fail(&p, 0, "cannot read: %s",
+				strerror_r(errno, eb, sizeof(eb)));
+	}
+	if (load_fd(&p, fd, path, out)) {
+		close(snap);
+		return -1;
+	}
+	*snapshot = snap;
+	return 0;
+}
+
+int cfg_load_kept(int snapshot, const char *path, struct cfg **out,
+		  struct cfg_error *err)
+{
+	struct parser p;
+	char eb[128];
+	int fd;
+
+	*out = NULL;
+	parser_init(&p, path, err);
+	fd = reopen_snapshot(snapshot);
+	if (fd < 0)
+		return cfg_fail(&p, 0, "cannot read the configuration kept: %s",
+				strerror_r(errno, eb, sizeof(eb)));
+	return load_fd(&p, fd, path, out);
 }
 
 int cfg_load_string(const char *text, const char *name, struct cfg **out,

@@ -195,6 +195,17 @@ struct cfg {
  * cfg_free).  On failure returns -1, fills err, and *out is NULL. */
 int cfg_load(const char *path, struct cfg **out, struct cfg_error *err) WUR;
 
+/* Same, and *snapshot: a sealed memfd holding exactly the text parsed, so
+ * that a process that must start again while the file does not load can
+ * go on with the configuration in force (cfg_load_kept).  The caller owns
+ * it; -1 on failure. */
+int cfg_load_snapshot(const char *path, struct cfg **out, int *snapshot,
+		      struct cfg_error *err) WUR;
+/* Parses what a snapshot of cfg_load_snapshot holds (it stays open and
+ * unchanged), relative paths resolved beside path, errors naming path. */
+int cfg_load_kept(int snapshot, const char *path, struct cfg **out,
+		  struct cfg_error *err) WUR;
+
 /* Same, from a string (for tests and fuzzing); name is used in errors. */
 int cfg_load_string(const char *text, const char *name, struct cfg **out,
 		    struct cfg_error *err) WUR;

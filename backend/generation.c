@@ -4,6 +4,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 struct generation_box {
 	atomic_uint refs;
@@ -36,15 +37,12 @@ struct generation *generation_new(struct cfg *cfg, struct signer *signer)
 	return &b->g;
 }
 
-int generation_load(const char *path, struct generation **out,
-		    struct cfg_error *err)
+/* The generation of a parsed cfg: its signer loaded (cfg is taken). */
+static int generation_of(struct cfg *cfg, const char *path, struct generation **out,
+			 struct cfg_error *err)
 {
-	struct cfg *cfg = NULL;
 	struct signer *signer = NULL;
 
-	*out = NULL;
-	if (cfg_load(path, &cfg, err))
-		return -1;
 	if (cfg->signer.present && signer_load(cfg, &signer, err)) {
 		cfg_free(cfg);
 		return -1;
@@ -57,6 +55,41 @@ int generation_load(const char *path, struct generation **out,
 		return -1;
 	}
 	return 0;
+}
+
+int generation_load(const char *path, struct generation **out,
+		    struct cfg_error *err)
+{
+	struct cfg *cfg;
+
+	*out = NULL;
+	return cfg_load(path, &cfg, err) ? -1 : generation_of(cfg, path, out, err);
+}
+
+int generation_load_snapshot(const char *path, struct generation **out,
+			     int *snapshot, struct cfg_error *err)
+{
+	struct cfg *cfg;
+
+	*out = NULL;
+	if (cfg_load_snapshot(path, &cfg, snapshot, err))
+		return -1;
+	if (generation_of(cfg, path, out, err)) {
+		close(*snapshot);
+		*snapshot = -1;
+		return -1;
+	}
+	return 0;
+}
+
+int generation_load_kept(int snapshot, const char *path, struct generation **out,
+			 struct cfg_error *err)
+{
+	struct cfg *cfg;
+
+	*out = NULL;
+	return cfg_load_kept(snapshot, path, &cfg, err) ? -1 :
+	       generation_of(cfg, path, out, err);
 }
 
 struct generation *generation_ref(struct generation *g)

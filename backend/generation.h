@@ -25,6 +25,13 @@ struct generation {
 int generation_load(const char *path, struct generation **out,
 		    struct cfg_error *err) WUR;
 
+/* generation_load, and a snapshot of the text parsed (cfg_load_snapshot),
+ * and the same from a snapshot kept (cfg_load_kept). */
+int generation_load_snapshot(const char *path, struct generation **out,
+			     int *snapshot, struct cfg_error *err) WUR;
+int generation_load_kept(int snapshot, const char *path, struct generation **out,
+			 struct cfg_error *err) WUR;
+
 /* A generation of cfg and signer (may be NULL), taking both over; NULL
  * when out of memory (both are freed). */
 struct generation *generation_new(struct cfg *cfg, struct signer *signer) WUR;

@@ -25,6 +25,8 @@ enum ctl_type {
 	CTL_SERVING,		/* requests are being answered */
 	CTL_HEARTBEAT,		/* still serving (the watchdog) */
 	CTL_LISTENERS,		/* fds: listening sockets to keep */
+	CTL_CONFIG,		/* fd: the text of the configuration in force
+				 * (also on CTL_UP), for the next worker */
 	CTL_GONE,		/* the connection ended (unmounted) */
 	/* supervisor -> worker */
 	CTL_START = 32,		/* struct ctl_start; fds: see below */

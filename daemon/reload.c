@@ -15,7 +15,7 @@ struct reloader {
 	struct engine *engine;
 	struct engine_face faces[ENGINE_FACES_MAX];
 	size_t n_faces;
-	void (*after)(void *arg);
+	void (*after)(void *arg, int snapshot);
 	void *after_arg;
 	pthread_t thread;
 };
@@ -40,8 +40,9 @@ int reload_now(struct reloader *rl)
 	struct cfg_error err;
 	struct generation *gen;
 	char msg[sizeof(err.file) + CFG_ERROR_TEXT_MAX + 32];
+	int snapshot;
 
-	if (generation_load(rl->config_path, &gen, &err)) {
+	if (generation_load_snapshot(rl->config_path, &gen, &snapshot, &err)) {
 		cfg_error_format(&err, msg, sizeof(msg));
 		log_error("reload refused, the configuration in force is unchanged: %s",
 			  msg);
@@ -50,13 +51,15 @@ int reload_now(struct reloader *rl)
 	if (engine_reload_faces(rl->engine, gen, rl->faces, rl->n_faces)) {
 		/* Each part said why. */
 		generation_unref(gen);
+		close(snapshot);
 		return -1;
 	}
 	log_info("reloaded %s: %zu role%s", rl->config_path, gen->cfg->n_roles,
 		 gen->cfg->n_roles == 1 ? "" : "s");
 	generation_unref(gen);
 	if (rl->after)
-		rl->after(rl->after_arg);
+		rl->after(rl->after_arg, snapshot);
+	close(snapshot);
 	return 0;
 }
 

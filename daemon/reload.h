@@ -17,7 +17,9 @@ struct reloader;
 struct reload_hooks {
 	const struct engine_face *faces;	/* copied */
 	size_t n_faces;				/* at most ENGINE_FACES_MAX */
-	void (*after)(void *arg);		/* may be NULL */
+	/* After a reload: snapshot is the text now in force (borrowed:
+	 * closed once it returns).  May be NULL. */
+	void (*after)(void *arg, int snapshot);
 	void *after_arg;
 };
 

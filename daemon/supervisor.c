@@ -57,8 +57,8 @@ int supervisor_spawn(struct supervisor *s, int fresh)
 		return -1;
 	}
 	if (pid == 0) {
-		char *argv[8];
-		int n = 0;
+		char *argv[9];
+		int n = 0, kept;
 		sigset_t none;
 
 		sigemptyset(&none);
@@ -67,7 +67,10 @@ int supervisor_spawn(struct supervisor *s, int fresh)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent)
 			_exit(EXIT_RUNTIME);
-		if (dup2(sv[1], 3) < 0)
+		/* The kept configuration goes to 4, out of the way of 3 first. */
+		kept = s->config_fd >= 0 && !fresh ?
+			fcntl(s->config_fd, F_DUPFD_CLOEXEC, 10) : -1;
+		if (dup2(sv[1], 3) < 0 || (kept >= 0 && dup2(kept, 4) < 0))
 			_exit(EXIT_RUNTIME);
 		argv[n++] = "credfs";
 		argv[n++] = "--worker";
@@ -77,6 +80,8 @@ int supervisor_spawn(struct supervisor *s, int fresh)
 			argv[n++] = "--detached";
 		if (fresh)
 			argv[n++] = "--fresh";
+		if (kept >= 0)
+			argv[n++] = "--kept-config";
 		argv[n++] = (char *)s->o->config;
 		argv[n++] = (char *)s->o->mountpoint;
 		argv[n] = NULL;
@@ -187,6 +192,17 @@ void supervisor_take_message(struct supervisor *s, struct ctl_msg *m)
 		break;
 	case CTL_GONE:
 		s->connection_gone = 1;
+		break;
+	case CTL_UP:
+	case CTL_CONFIG:
+		/* What the next worker falls back to if the file does not
+		 * load then.  The supervisor never reads it. */
+		if (m->nfds == 1) {
+			if (s->config_fd >= 0)
+				close(s->config_fd);
+			s->config_fd = m->fds[0];
+			m->fds[0] = -1;
+		}
 		break;
 	case CTL_LISTENERS:
 		/* The worker's listen sockets now (after a start or a reload):
@@ -546,6 +562,7 @@ int supervisor_run(const struct daemon_opts *o)
 	struct supervisor s = {
 		.o = o, .m = { -1, -1 }, .w = { .ctl = -1 }, .sigfd = -1,
 		.handover_fd = -1, .peer_fd = -1, .ready_pipe = -1, .state_fd = -1,
+		.config_fd = -1,
 	};
 	int rc;
 
@@ -575,6 +592,8 @@ int supervisor_run(const struct daemon_opts *o)
 		loop(&s);
 	}
 	handover_close(&s);
+	if (s.config_fd >= 0)
+		close(s.config_fd);
 	OPENSSL_cleanse(s.secret, sizeof(s.secret));
 	return rc;
 }

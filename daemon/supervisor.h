@@ -40,6 +40,8 @@ struct supervisor {
 	size_t stored_listeners;	/* listen0.. in the descriptor store */
 	int ready;			/* the start was reported */
 	int state_fd;			/* memfd for the descriptor store */
+	int config_fd;			/* the configuration in force (a sealed
+					 * memfd, never read here), or -1 */
 
 	struct worker_proc w;
 	int restarts;

@@ -35,6 +35,7 @@
 #define SECRET_HEAP_SIZE (1 << 20)	/* room for a few hundred roles */
 
 #define CTL_FD 3
+#define KEPT_CONFIG_FD 4	/* with --kept-config */
 #define HEARTBEAT_MS 1000
 #define IMPORT_TIMEOUT_MS 3000
 
@@ -44,6 +45,9 @@ struct worker {
 	int debug;
 	int detached;			/* log to syslog once serving */
 	int fresh;			/* nothing mounted yet: bind before CTL_UP */
+	int kept_config;		/* the supervisor's snapshot is at fd 4 */
+	int on_kept;			/* serving the snapshot: the file did not load */
+	int snapshot;			/* what was parsed, for the supervisor */
 	int ctl;
 	struct generation *gen;
 	struct engine *engine;
@@ -166,15 +170,26 @@ static int receive_start(struct worker *w)
 
 /* The HTTP face's listen sockets now, for the supervisor to keep for the
  * next worker (after the start and after each reload). */
-static void send_listeners(void *arg)
+static void send_listeners(struct worker *w)
 {
-	struct worker *w = arg;
 	int fds[CTL_FDS_MAX];
 	size_t n = endpoint_listen_fds(w->endpoint, fds, CTL_FDS_MAX);
 
 	if (ctl_send(w->ctl, CTL_LISTENERS, NULL, 0, fds, n))
 		log_warn("cannot hand the endpoint's sockets to the supervisor: error %d",
 			 errno);
+}
+
+/* A reload is done: the supervisor keeps what the next worker needs, the
+ * listen sockets and the text of the configuration now in force. */
+static void after_reload(void *arg, int snapshot)
+{
+	struct worker *w = arg;
+
+	send_listeners(w);
+	w->on_kept = 0;
+	if (ctl_send(w->ctl, CTL_CONFIG, NULL, 0, &snapshot, 1))
+		log_warn("cannot hand the configuration to the supervisor: error %d", errno);
 }
 
 /* A fresh start binds every listen address before the supervisor mounts:
@@ -281,7 +296,7 @@ static int serve(struct worker *w)
 	struct engine_face faces[] = { fs_face_reloader(w->face),
 				       endpoint_reloader(w->endpoint) };
 	struct reload_hooks hooks = { .faces = faces, .n_faces = 2,
-				      .after = send_listeners, .after_arg = w };
+				      .after = after_reload, .after_arg = w };
 	int rc;
 
 	if (fs_face_init(w->face))
@@ -294,10 +309,11 @@ static int serve(struct worker *w)
 	if (ctl_send(w->ctl, CTL_SERVING, NULL, 0, NULL, 0))
 		return EXIT_RUNTIME;
 	detach_logs(w);
-	log_info("%s %s at %s: %zu role%s",
+	log_info("%s %s at %s: %zu role%s%s",
 		 w->start.mode == START_FIRST ? "mounted" : "serving again",
 		 w->config, w->mountpoint, w->gen->cfg->n_roles,
-		 w->gen->cfg->n_roles == 1 ? "" : "s");
+		 w->gen->cfg->n_roles == 1 ? "" : "s",
+		 w->on_kept ? " (the configuration in force before: the file does not load)" : "");
 	rc = fs_face_serve(w->face);
 	if (rc == 1) {
 		log_info("the mount at %s is gone", w->mountpoint);
@@ -358,12 +374,46 @@ static void lock_secret_memory(void)
 	}
 }
 
-/* credfs --worker [-d] [--detached] [--fresh] CONFIG MOUNTPOINT */
+/* Loads the configuration, and a snapshot of the text for the supervisor
+ * to keep.  A worker started again on a mount (after a crash) whose file
+ * no longer loads goes on with the configuration in force before, the
+ * supervisor's snapshot: the mount keeps serving while someone fixes the
+ * file.  On a fresh start the file must load.  0 or -1 (said why). */
+static int load_config(struct worker *w)
+{
+	struct cfg_error err, kept_err;
+	char msg[sizeof(err.file) + CFG_ERROR_TEXT_MAX + 32];
+	int kept = w->kept_config ? KEPT_CONFIG_FD : -1;
+	int rc = generation_load_snapshot(w->config, &w->gen, &w->snapshot, &err);
+
+	if (kept >= 0)
+		fcntl(kept, F_SETFD, FD_CLOEXEC);
+	if (rc && kept >= 0 &&
+	    generation_load_kept(kept, w->config, &w->gen, &kept_err) == 0) {
+		cfg_error_format(&err, msg, sizeof(msg));
+		log_warn("the configuration does not load (%s): serving the one in force before until it does",
+			 msg);
+		w->snapshot = kept;
+		w->on_kept = 1;
+		return 0;
+	}
+	if (kept >= 0)
+		close(kept);
+	if (rc) {
+		cfg_error_format(&err, msg, sizeof(msg));
+		if (w->fresh)
+			fprintf(stderr, "credfs: %s\n", msg);
+		else
+			log_error("%s", msg);
+	}
+	return rc;
+}
+
+/* credfs --worker [-d] [--detached] [--fresh] [--kept-config] CONFIG MOUNTPOINT */
 int worker_main(int argc, char **argv)
 {
-	struct worker w = { .ctl = CTL_FD, .fuse_fd = -1, .guard_fd = -1, .creds_fd = -1 };
-	struct cfg_error err;
-	char msg[sizeof(err.file) + CFG_ERROR_TEXT_MAX + 32];
+	struct worker w = { .ctl = CTL_FD, .fuse_fd = -1, .guard_fd = -1, .creds_fd = -1,
+			    .snapshot = -1 };
 	int i = 1, rc;
 
 	for (; i < argc && argv[i][0] == '-'; i++) {
@@ -373,26 +423,32 @@ int worker_main(int argc, char **argv)
 			w.detached = 1;
 		else if (!strcmp(argv[i], "--fresh"))
 			w.fresh = 1;
+		else if (!strcmp(argv[i], "--kept-config"))
+			w.kept_config = 1;
 	}
 	if (argc - i != 2)
 		return EXIT_USAGE;
 	w.config = argv[i];
 	w.mountpoint = argv[i + 1];
 	fcntl(w.ctl, F_SETFD, FD_CLOEXEC);
-	log_open("credfs", 0, w.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+	/* A worker started again under a detached supervisor has no terminal:
+	 * it logs to syslog from the start. */
+	log_open("credfs", w.detached && !w.fresh,
+		 w.debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
 	lock_secret_memory();
 	worker_signals(&w);
-	if (generation_load(w.config, &w.gen, &err)) {
-		cfg_error_format(&err, msg, sizeof(msg));
-		fprintf(stderr, "credfs: %s\n", msg);
+	if (load_config(&w))
 		return EXIT_USAGE;
-	}
 	if (w.fresh && bind_fresh(&w)) {
 		teardown(&w);
 		return EXIT_RUNTIME;
 	}
-	if (ctl_send(w.ctl, CTL_UP, CREDFS_VERSION, strlen(CREDFS_VERSION), NULL, 0) ||
-	    receive_start(&w)) {
+	rc = ctl_send(w.ctl, CTL_UP, CREDFS_VERSION, strlen(CREDFS_VERSION),
+		      &w.snapshot, w.snapshot >= 0);
+	if (w.snapshot >= 0)
+		close(w.snapshot);
+	w.snapshot = -1;
+	if (rc || receive_start(&w)) {
 		teardown(&w);
 		return EXIT_RUNTIME;
 	}

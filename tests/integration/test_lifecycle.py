@@ -170,6 +170,31 @@ class TestWorkerDeath(LifecycleCase):
         self.assertTrue(is_mounted(m.mnt))
         self.assertIn("killed by signal 9", m.output())
 
+    def test_a_worker_started_while_the_file_is_broken_serves_the_configuration_in_force(self):
+        roles = self.roles(4)
+        m = self.start(roles)
+        before = m.read("r00", "credentials")
+        self.assertIn("aws_session_token", before)
+        with open(m.config, "w") as f:
+            f.write("[role r00\nthis is not a configuration\n")
+        with Readers(m, ["r00", "r01"], ["r02", "r03"]) as rd:
+            for _ in range(2):
+                kill_worker(self, m.proc)
+                time.sleep(1)
+        self.assert_survived(rd, "2 SIGKILLs while the file does not load")
+        for r in roles:
+            self.assertTrue(os.path.isdir(m.path(r)), r)
+        self.assertIn("the configuration does not load", m.output())
+        self.assertIn("mnt.conf:1", m.output())     # the file's error, with its line
+        # Fixed, the file is in force again at the next reload, and the one
+        # after that keeps it across a death.
+        write_config(m.config, self.config_text(roles=self.roles(5),
+                                                defaults="wait_timeout = %d\n" % WAIT))
+        os.kill(m.proc.pid, signal.SIGHUP)
+        self.assertTrue(wait_for(lambda: os.path.isdir(m.path("r04")), 10), "no reload")
+        kill_worker(self, m.proc)
+        self.assertIn("aws_session_token", m.read("r04", "credentials"))
+
     def test_a_crash_holding_a_request_is_answered_by_the_next_worker(self):
         crash = os.path.join(self.dir, "crash-once")
         open(crash, "w").close()
