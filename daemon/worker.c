@@ -314,6 +314,10 @@ static int serve(struct worker *w)
 		 w->config, w->mountpoint, w->gen->cfg->n_roles,
 		 w->gen->cfg->n_roles == 1 ? "" : "s",
 		 w->on_kept ? " (the configuration in force before: the file does not load)" : "");
+	/* The engine and the faces hold what they use of it: a reload that
+	 * replaces it (a key rotated away) frees it. */
+	generation_unref(w->gen);
+	w->gen = NULL;
 	rc = fs_face_serve(w->face);
 	if (rc == 1) {
 		log_info("the mount at %s is gone", w->mountpoint);

@@ -40,6 +40,34 @@ static void revoke_role(struct credfs *fs, const char *name)
 		 name);
 }
 
+/* Whether two [endpoint] sections listen on the same addresses, which is
+ * what endpoint.env shows. */
+static int listen_equal(const struct cfg_endpoint *a, const struct cfg_endpoint *b)
+{
+	if (a->present != b->present || (a->present && a->n_listen != b->n_listen))
+		return 0;
+	for (size_t i = 0; a->present && i < a->n_listen; i++)
+		if (a->listen[i].addr_len != b->listen[i].addr_len ||
+		    memcmp(&a->listen[i].addr, &b->listen[i].addr, a->listen[i].addr_len))
+			return 0;
+	return 1;
+}
+
+/* A role whose files may show something else now (config shows the ARN,
+ * region and session name; credentials.json and env the cloud's settings;
+ * endpoint.env the listen address): every copy of them is dropped, the
+ * kernel's and the one kept for its reads. */
+static void shows_changed(struct credfs *fs, const char *name)
+{
+	for (int f = 0; f <= ROLE_FILE_COUNT; f++) {
+		uint64_t ino = tree_role_ino(name, f);
+
+		if (f < ROLE_FILE_COUNT)
+			docs_forget(&fs->docs, ino);
+		inval_ino(fs->inval, ino, 1);
+	}
+}
+
 /* Tells the kernel what the new view changed in the tree: entries of
  * roles that are gone, the root's attributes, the directories and files
  * whose owner, mode or looks changed, and the issuer documents. */
@@ -59,11 +87,9 @@ static void push_tree_changes(struct credfs *fs, struct fuse_session *se,
 		if (access_changed(&was->pres, &now->pres))
 			revoke_role(fs, was->name);
 		else if (!cfg_presentation_equal(&was->pres, &now->pres) ||
-			 was->x.cloud != now->x.cloud ||
-			 was->x.token_source != now->x.token_source ||
-			 nc->endpoint.present != oc->endpoint.present)
-			for (int f = 0; f <= ROLE_FILE_COUNT; f++)
-				inval_ino(fs->inval, tree_role_ino(was->name, f), 1);
+			 !cfg_exchange_equal(&was->x, &now->x) ||
+			 !listen_equal(&oc->endpoint, &nc->endpoint))
+			shows_changed(fs, was->name);
 		if (was->x.token_source != now->x.token_source ||
 		    was->x.cloud != now->x.cloud ||
 		    nc->endpoint.present != oc->endpoint.present)

@@ -68,6 +68,20 @@ class TestReload(CredfsTestCase):
         self.assertEqual(os.stat(m.path("a", "credentials")).st_ino, ino)
         self.assertEqual(m.status("a")["session_name"], "renamed")
 
+    def test_what_a_file_shows_follows_a_reload_of_the_same_length(self):
+        # config, read and cached by the kernel, shows the region and the
+        # session name: a change that keeps its length must still show.
+        m = self.mount(roles={"a": "subject = a\nregion = us-east-1\nsession_name = one\n"})
+        before = m.read("a", "config")
+        self.assertIn("us-east-1", before)
+        size = os.stat(m.path("a", "config")).st_size
+        self.reload(m, roles={"a": "subject = a\nregion = eu-west-1\nsession_name = two\n"})
+        after = m.read("a", "config")
+        self.assertIn("eu-west-1", after)
+        self.assertNotIn("us-east-1", after)
+        self.assertEqual(os.stat(m.path("a", "config")).st_size, size)
+        self.assertEqual(m.status("a")["session_name"], "two")
+
     def test_bad_config_is_refused_and_old_one_stays(self):
         m = self.mount()
         creds = m.read("app", "credentials")
