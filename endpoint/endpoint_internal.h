@@ -108,6 +108,9 @@ struct endpoint_sockets {
 	struct endpoint_socket s[];
 };
 
+/* A listening, non-blocking socket on l, or -1 with why filled. */
+int endpoint_bind_one(const struct cfg_listen *l, char *why, size_t whylen) WUR;
+
 /* The socket bound for l, taken out of s (the caller owns it now), or -1
  * when s has none for l. */
 int endpoint_sockets_take(struct endpoint_sockets *s, const struct cfg_listen *l);

@@ -17,8 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-/* A listening, non-blocking socket on l, or -1 with why filled. */
-static int bind_one(const struct cfg_listen *l, char *why, size_t whylen)
+int endpoint_bind_one(const struct cfg_listen *l, char *why, size_t whylen)
 {
 	int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	int one = 1;
@@ -57,7 +56,7 @@ struct endpoint_sockets *endpoint_bind(const struct cfg_endpoint *e, char *why,
 		s->s[i].fd = -1;
 	for (size_t i = 0; i < n; i++) {
 		s->s[i].addr = e->listen[i];
-		s->s[i].fd = bind_one(&e->listen[i], why, whylen);
+		s->s[i].fd = endpoint_bind_one(&e->listen[i], why, whylen);
 		if (s->s[i].fd < 0) {
 			endpoint_sockets_close(s);
 			return NULL;

@@ -341,39 +341,35 @@ static int listed_in(const struct cfg_endpoint *e, const struct cfg_listen *addr
 	return 0;
 }
 
-/* Whether l is one of ep's listeners now. */
-static int is_current(const struct endpoint *ep, const struct listener *l)
-{
-	for (size_t j = 0; j < ep->n_listeners; j++)
-		if (ep->listeners[j] == l)
-			return 1;
-	return 0;
-}
-
-/* A reload's listeners, made aside: every address of the new generation
- * (those ep has kept, the others started), and those ep has that it no
+/* A reload's listeners, made aside: every address of the new generation,
+ * the listeners ep has kept and, for the others, a socket bound and
+ * listening (connections wait in its backlog until the commit starts
+ * answering them with the new generation); and those ep has that it no
  * longer lists. */
 struct listener_plan {
-	struct listener **next;
+	struct listener **next;		/* n: kept, or NULL for a new one */
+	const struct cfg_listen *addr;	/* n: the new generation's addresses */
+	int *fd;			/* n: the new ones' sockets, else -1 */
 	size_t n;
 	struct listener **gone;
 	size_t n_gone;
 };
 
-/* Stops what plan started and frees it; ep is unchanged. */
-static void listeners_discard(struct endpoint *ep, struct listener_plan *p)
+/* Closes what plan bound and frees it; ep is unchanged. */
+static void listeners_discard(struct listener_plan *p)
 {
-	for (size_t i = 0; p->next && i < p->n; i++)
-		if (p->next[i] && !is_current(ep, p->next[i]))
-			listener_stop(p->next[i]);
+	for (size_t i = 0; p->fd && i < p->n; i++)
+		if (p->fd[i] >= 0)
+			close(p->fd[i]);
 	free(p->next);
+	free(p->fd);
 	free(p->gone);
 	free(p);
 }
 
 /* The listeners for every address of e, sockets (may be NULL) used where
- * they have the address; ep is unchanged.  NULL with why filled when an
- * address cannot be listened on or out of memory. */
+ * they have the address, the others bound now; ep is unchanged.  NULL
+ * with why filled when an address cannot be bound or out of memory. */
 static struct listener_plan *listeners_prepare(struct endpoint *ep,
 					       const struct cfg_endpoint *e,
 					       struct endpoint_sockets *sockets,
@@ -386,18 +382,26 @@ static struct listener_plan *listeners_prepare(struct endpoint *ep,
 	if (!p)
 		return NULL;
 	p->n = n;
+	p->addr = e->listen;
 	p->next = calloc(n + 1, sizeof(*p->next));
+	p->fd = calloc(n + 1, sizeof(*p->fd));
 	p->gone = calloc(ep->n_listeners + 1, sizeof(*p->gone));
-	if (!p->next || !p->gone)
+	if (!p->next || !p->fd || !p->gone) {
+		free(p->fd);
+		p->fd = NULL;
 		goto fail;
+	}
+	for (size_t i = 0; i < n; i++)
+		p->fd[i] = -1;
 	for (size_t i = 0; i < n; i++) {
 		for (size_t j = 0; j < ep->n_listeners; j++)
 			if (same_address(&ep->listeners[j]->addr, &e->listen[i]))
 				p->next[i] = ep->listeners[j];
-		if (!p->next[i] &&
-		    !(p->next[i] = listener_start(ep, &e->listen[i],
-						  endpoint_sockets_take(sockets, &e->listen[i]),
-						  why, whylen)))
+		if (p->next[i])
+			continue;
+		p->fd[i] = endpoint_sockets_take(sockets, &e->listen[i]);
+		if (p->fd[i] < 0 &&
+		    (p->fd[i] = endpoint_bind_one(&e->listen[i], why, whylen)) < 0)
 			goto fail;
 	}
 	for (size_t j = 0; j < ep->n_listeners; j++)
@@ -405,23 +409,41 @@ static struct listener_plan *listeners_prepare(struct endpoint *ep,
 			p->gone[p->n_gone++] = ep->listeners[j];
 	return p;
 fail:
-	listeners_discard(ep, p);
+	listeners_discard(p);
 	return NULL;
 }
 
-/* ep listens as plan says; the listeners it no longer lists are stopped
- * once their requests are answered.  Frees plan. */
-static void listeners_commit(struct endpoint *ep, struct listener_plan *p)
+/* ep listens as plan says: a listener started on each new socket, and
+ * the listeners it no longer lists stopped once their requests are
+ * answered.  Frees plan.  0, or -1 when a listener could not be started
+ * (why filled; the others serve). */
+static int listeners_commit(struct endpoint *ep, struct listener_plan *p,
+			    char *why, size_t whylen)
 {
+	size_t k = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < p->n; i++) {
+		if (!p->next[i]) {
+			p->next[i] = listener_start(ep, &p->addr[i], p->fd[i], why, whylen);
+			p->fd[i] = -1;	/* the listener's now, or closed */
+			if (!p->next[i]) {
+				rc = -1;
+				continue;
+			}
+		}
+		p->next[k++] = p->next[i];
+	}
 	free(ep->listeners);
 	ep->listeners = p->next;
-	ep->n_listeners = p->n;
+	ep->n_listeners = k;
+	p->next = NULL;
 	for (size_t i = 0; i < p->n_gone; i++) {
 		log_info("endpoint: no longer listening on %s", p->gone[i]->addr.text);
 		listener_stop(p->gone[i]);
 	}
-	free(p->gone);
-	free(p);
+	listeners_discard(p);
+	return rc;
 }
 
 /* ---- the face ------------------------------------------------------------ */
@@ -464,9 +486,8 @@ struct endpoint *endpoint_start(struct engine *engine, struct generation *gen,
 		goto fail;
 	}
 	p = listeners_prepare(ep, &gen->cfg->endpoint, sockets, why, whylen);
-	if (!p)
+	if (!p || listeners_commit(ep, p, why, whylen))
 		goto fail;
-	listeners_commit(ep, p);
 	endpoint_sockets_close(sockets);
 	return ep;
 fail:
@@ -508,13 +529,15 @@ static void reload_commit(void *arg, void *prepared)
 	struct endpoint *ep = arg;
 	struct endpoint_prepared *pr = prepared;
 	struct generation *old;
+	char why[256];
 
 	pthread_mutex_lock(&ep->gen_lock);
 	old = ep->gen;
 	ep->gen = pr->gen;
 	pthread_mutex_unlock(&ep->gen_lock);
 	generation_unref(old);
-	listeners_commit(ep, pr->plan);
+	if (listeners_commit(ep, pr->plan, why, sizeof(why)))
+		log_error("reload: %s", why);
 	free(pr);
 }
 
@@ -522,7 +545,8 @@ static void reload_discard(void *arg, void *prepared)
 {
 	struct endpoint_prepared *pr = prepared;
 
-	listeners_discard(arg, pr->plan);
+	(void)arg;
+	listeners_discard(pr->plan);
 	generation_unref(pr->gen);
 	free(pr);
 }
