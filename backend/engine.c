@@ -884,6 +884,11 @@ void engine_stop(struct engine *e)
 		usleep(1000);
 }
 
+int engine_threads_left(const struct engine *e)
+{
+	return e && e->stuck_workers;
+}
+
 void engine_free(struct engine *e)
 {
 	if (!e)

@@ -106,6 +106,10 @@ struct generation *engine_generation(struct engine *e) WUR;
  * called again.  Requests in flight are abandoned (their results
  * dropped).  Idempotent. */
 void engine_stop(struct engine *e);
+/* Whether engine_stop gave up waiting for a thread still inside a
+ * request: the process must then end with _exit, since exit's handlers
+ * (OpenSSL's, libcurl's) would free what that thread is using. */
+int engine_threads_left(const struct engine *e);
 /* Stops, then frees.  Roles still referenced stay valid as handles. */
 void engine_free(struct engine *e);
 

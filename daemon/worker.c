@@ -48,6 +48,7 @@ struct worker {
 	int kept_config;		/* the supervisor's snapshot is at fd 4 */
 	int on_kept;			/* serving the snapshot: the file did not load */
 	int snapshot;			/* what was parsed, for the supervisor */
+	int threads_left;		/* the engine could not stop them all */
 	int ctl;
 	struct generation *gen;
 	struct engine *engine;
@@ -343,6 +344,7 @@ static void teardown(struct worker *w)
 	endpoint_stop(w->endpoint);
 	if (w->engine)
 		engine_stop(w->engine);
+	w->threads_left = engine_threads_left(w->engine);
 	signal_worker = NULL;
 	fs_face_free(w->face);
 	engine_free(w->engine);
@@ -462,6 +464,13 @@ int worker_main(int argc, char **argv)
 	}
 	rc = build(&w) ? EXIT_RUNTIME : serve(&w);
 	teardown(&w);
+	if (w.threads_left) {
+		/* A thread is still inside libcurl or OpenSSL: their exit
+		 * handlers must not run under it. */
+		log_warn("exiting with a request still in flight");
+		log_close();
+		_exit(rc);
+	}
 	http_global_cleanup();
 	log_close();
 	return rc;

@@ -297,7 +297,9 @@ class TestTls(CredfsTestCase):
 
     def test_untrusted_certificate_is_refused_without_retry(self):
         self.assertTrue(self.proxy.url.startswith("https://127.0.0.1:"))
-        m = self.mount()
+        # The system's CA bundle is parsed for the handshake: seconds under
+        # AddressSanitizer, so the wait is long enough for the verdict.
+        m = self.mount(defaults="wait_timeout = 30\n")
         with self.assertRaises(OSError) as cm:
             m.read("app", "credentials")
         self.assertEqual(cm.exception.errno, errno.EIO)
