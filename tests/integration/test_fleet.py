@@ -139,10 +139,14 @@ class TestLimiterAtTheProxy(CredfsTestCase):
         # requests take at least (n - 1.5) / rate, whatever the timing noise.
         self.assertGreaterEqual(times[-1] - times[0], (n - 1.5) / rate - 0.05)
         # No second above the rate (+1: the bucket's depth), no 5 s above
-        # 5 x rate (+2); the proxy stamps arrivals in Python, so a
-        # millisecond or two of noise is allowed for at the edges.
-        self.assertLessEqual(peak_in_window(times, 1.0), rate + 2)
-        self.assertLessEqual(peak_in_window(times, 5.0), 5 * rate + 2)
+        # 5 x rate (+2).  The proxy stamps arrivals in Python threads: on a
+        # loaded machine a stall of its own of up to a quarter of a second
+        # bunches the stamps of what arrived meanwhile, so that much is
+        # allowed for at the edges of a window (a limiter that did not
+        # limit would show hundreds, one at twice the rate 80).
+        stall = rate // 4
+        self.assertLessEqual(peak_in_window(times, 1.0), rate + 2 + stall)
+        self.assertLessEqual(peak_in_window(times, 5.0), 5 * rate + 2 + stall)
         # And the limiter does not hold back: close to the rate overall.
         self.assertGreaterEqual((n - 1) / (times[-1] - times[0]), 0.9 * rate)
 
