@@ -54,6 +54,12 @@ def read_memory(pid):
             if not fields[1].startswith("rw"):
                 continue
             lo, hi = (int(x, 16) for x in fields[0].split("-"))
+            # Only a sanitizer reserves this much (terabytes of shadow and
+            # allocator space, nearly all of it never touched): under it
+            # the ordinary mappings are searched, the normal build's run
+            # searches everything.
+            if hi - lo > 64 << 30:
+                continue
             try:
                 mem.seek(lo)
                 out.append(mem.read(hi - lo))
