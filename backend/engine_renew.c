@@ -23,6 +23,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "buf.h"
@@ -728,6 +729,13 @@ static void *worker_main(void *arg)
 		}
 		e->idle_workers--;
 	}
+	pthread_mutex_unlock(&e->sched_lock);
+	/* This thread's OpenSSL state (its random generators, its error
+	 * queue) is freed here, while it still counts as a worker: a
+	 * detached thread's exit destructors could otherwise still run once
+	 * engine_stop has returned and the process is exiting. */
+	OPENSSL_thread_stop();
+	pthread_mutex_lock(&e->sched_lock);
 	e->workers--;
 	pthread_cond_broadcast(&e->quiet);
 	pthread_mutex_unlock(&e->sched_lock);
