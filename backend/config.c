@@ -21,9 +21,10 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "memfd.h"
 
 #define DEFAULT_SIGNER_AUDIENCE "sts.amazonaws.com"
 
@@ -296,31 +297,6 @@ int cfg_load(const char *path, struct cfg **out, struct cfg_error *err)
 	return fd < 0 ? -1 : load_fd(&p, fd, path, out);
 }
 
-/* A sealed memfd holding a copy of what fd holds; fd is closed.  -1 with
- * errno on failure. */
-static int snapshot_of(int fd)
-{
-	char chunk[65536];
-	int snap = memfd_create("credfs-config", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	ssize_t n;
-
-	while (snap >= 0 && (n = read(fd, chunk, sizeof(chunk))) != 0) {
-		if (n < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (n < 0 || write(snap, chunk, (size_t)n) != n) {
-			close(snap);
-			snap = -1;
-		}
-	}
-	close(fd);
-	if (snap >= 0 && fcntl(snap, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK |
-			       F_SEAL_GROW | F_SEAL_WRITE)) {
-		close(snap);
-		snap = -1;
-	}
-	return snap;
-}
-
 /* A descriptor of its own on what snap holds, read from the start. */
 static int reopen_snapshot(int snap)
 {
@@ -343,7 +319,7 @@ int cfg_load_snapshot(const char *path, struct cfg **out, int *snapshot,
 	fd = open_config(&p, path);
 	if (fd < 0)
 		return -1;
-	snap = snapshot_of(fd);
+	snap = memfd_sealed_copy("credfs-config", fd);
 	fd = snap >= 0 ? reopen_snapshot(snap) : -1;
 	if (fd < 0) {
 		if (snap >= 0)

@@ -27,6 +27,7 @@ enum ctl_type {
 	CTL_LISTENERS,		/* fds: listening sockets to keep */
 	CTL_CONFIG,		/* fd: the text of the configuration in force
 				 * (also on CTL_UP), for the next worker */
+	CTL_REVOKED,		/* fd: the roles whose access a reload revoked */
 	CTL_GONE,		/* the connection ended (unmounted) */
 	/* supervisor -> worker */
 	CTL_START = 32,		/* struct ctl_start; fds: see below */

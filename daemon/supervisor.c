@@ -57,8 +57,8 @@ int supervisor_spawn(struct supervisor *s, int fresh)
 		return -1;
 	}
 	if (pid == 0) {
-		char *argv[9];
-		int n = 0, kept;
+		char *argv[10];
+		int n = 0, kept, revoked;
 		sigset_t none;
 
 		sigemptyset(&none);
@@ -67,10 +67,14 @@ int supervisor_spawn(struct supervisor *s, int fresh)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent)
 			_exit(EXIT_RUNTIME);
-		/* The kept configuration goes to 4, out of the way of 3 first. */
+		/* The kept configuration goes to 4 and the revoked roles to 5,
+		 * out of the way of 3 first. */
 		kept = s->config_fd >= 0 && !fresh ?
 			fcntl(s->config_fd, F_DUPFD_CLOEXEC, 10) : -1;
-		if (dup2(sv[1], 3) < 0 || (kept >= 0 && dup2(kept, 4) < 0))
+		revoked = s->revoked_fd >= 0 && !fresh ?
+			fcntl(s->revoked_fd, F_DUPFD_CLOEXEC, 10) : -1;
+		if (dup2(sv[1], 3) < 0 || (kept >= 0 && dup2(kept, 4) < 0) ||
+		    (revoked >= 0 && dup2(revoked, 5) < 0))
 			_exit(EXIT_RUNTIME);
 		argv[n++] = "credfs";
 		argv[n++] = "--worker";
@@ -82,6 +86,8 @@ int supervisor_spawn(struct supervisor *s, int fresh)
 			argv[n++] = "--fresh";
 		if (kept >= 0)
 			argv[n++] = "--kept-config";
+		if (revoked >= 0)
+			argv[n++] = "--revoked";
 		argv[n++] = (char *)s->o->config;
 		argv[n++] = (char *)s->o->mountpoint;
 		argv[n] = NULL;
@@ -154,6 +160,15 @@ int supervisor_wait_worker(struct supervisor *s, uint32_t type, int *status)
 	}
 }
 
+/* The revoked roles in the service manager's store, replacing what was. */
+static void store_revoked(struct supervisor *s)
+{
+	if (!sd_notify_enabled() || s->revoked_fd < 0)
+		return;
+	sd_send("FDSTOREREMOVE=1\nFDNAME=revoked", NULL, 0);
+	sd_send("FDSTORE=1\nFDNAME=revoked", &s->revoked_fd, 1);
+}
+
 /* The listen sockets in the service manager's store, replacing those
  * stored before. */
 static void store_listeners(struct supervisor *s)
@@ -202,6 +217,16 @@ void supervisor_take_message(struct supervisor *s, struct ctl_msg *m)
 				close(s->config_fd);
 			s->config_fd = m->fds[0];
 			m->fds[0] = -1;
+		}
+		break;
+	case CTL_REVOKED:
+		if (m->nfds == 1) {
+			if (s->revoked_fd >= 0)
+				close(s->revoked_fd);
+			s->revoked_fd = m->fds[0];
+			m->fds[0] = -1;
+			if (s->ready)
+				store_revoked(s);
 		}
 		break;
 	case CTL_LISTENERS:
@@ -344,6 +369,7 @@ void supervisor_store_fds(struct supervisor *s)
 	if (s->state_fd >= 0)
 		sd_send("FDSTORE=1\nFDNAME=state", &s->state_fd, 1);
 	store_listeners(s);
+	store_revoked(s);
 }
 
 static void watchdog(struct supervisor *s, int64_t now)
@@ -562,7 +588,7 @@ int supervisor_run(const struct daemon_opts *o)
 	struct supervisor s = {
 		.o = o, .m = { -1, -1 }, .w = { .ctl = -1 }, .sigfd = -1,
 		.handover_fd = -1, .peer_fd = -1, .ready_pipe = -1, .state_fd = -1,
-		.config_fd = -1,
+		.config_fd = -1, .revoked_fd = -1,
 	};
 	int rc;
 
@@ -594,6 +620,8 @@ int supervisor_run(const struct daemon_opts *o)
 	handover_close(&s);
 	if (s.config_fd >= 0)
 		close(s.config_fd);
+	if (s.revoked_fd >= 0)
+		close(s.revoked_fd);
 	OPENSSL_cleanse(s.secret, sizeof(s.secret));
 	return rc;
 }

@@ -42,6 +42,10 @@ struct supervisor {
 	int state_fd;			/* memfd for the descriptor store */
 	int config_fd;			/* the configuration in force (a sealed
 					 * memfd, never read here), or -1 */
+	int revoked_fd;			/* the roles whose access a reload
+					 * revoked (a sealed memfd, never read
+					 * here: it goes to every worker and
+					 * successor), or -1 */
 
 	struct worker_proc w;
 	int restarts;

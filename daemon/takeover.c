@@ -193,6 +193,8 @@ static void offer(struct supervisor *s, const struct ctl_msg *m)
 	fds[n++] = s->m.fd;
 	for (size_t i = 0; i < s->n_listeners; i++)
 		fds[n++] = s->listeners[i];
+	if (s->revoked_fd >= 0)		/* after the n_listeners listeners */
+		fds[n++] = s->revoked_fd;
 	if (ctl_send(s->peer_fd, CTL_OFFER, &of, sizeof(of), fds, n))
 		drop_peer(s, "the successor went away");
 	else
@@ -316,8 +318,11 @@ static int take_offer(struct supervisor *s, struct ctl_msg *m)
 	memcpy(&of, m->data, sizeof(of));
 	s->m.guard = of.has_guard && i < m->nfds ? m->fds[i++] : -1;
 	s->m.fd = i < m->nfds ? m->fds[i++] : -1;
-	while (i < m->nfds && s->n_listeners < LISTENERS_MAX)
+	while (i < m->nfds && s->n_listeners < of.n_listeners &&
+	       s->n_listeners < LISTENERS_MAX)
 		s->listeners[s->n_listeners++] = m->fds[i++];
+	if (i < m->nfds)
+		s->revoked_fd = m->fds[i++];
 	for (; i < m->nfds; i++)
 		close(m->fds[i]);
 	m->nfds = 0;
@@ -443,6 +448,9 @@ static int adopt_stored(struct supervisor *s)
 	s->m.fd = sd_listen_fd("fuse");
 	s->m.guard = sd_listen_fd("guard");
 	s->state_fd = sd_listen_fd("state");
+	s->revoked_fd = sd_listen_fd("revoked");
+	if (s->revoked_fd >= 0)
+		fcntl(s->revoked_fd, F_SETFD, FD_CLOEXEC);
 	for (size_t i = 0; i < LISTENERS_MAX; i++) {
 		int fd;
 

@@ -36,6 +36,7 @@
 
 #define CTL_FD 3
 #define KEPT_CONFIG_FD 4	/* with --kept-config */
+#define REVOKED_FD 5		/* with --revoked */
 #define HEARTBEAT_MS 1000
 #define IMPORT_TIMEOUT_MS 3000
 
@@ -46,6 +47,8 @@ struct worker {
 	int detached;			/* log to syslog once serving */
 	int fresh;			/* nothing mounted yet: bind before CTL_UP */
 	int kept_config;		/* the supervisor's snapshot is at fd 4 */
+	int revoked;			/* the supervisor's revoked roles at fd 5 */
+	size_t n_revoked;		/* the supervisor knows of this many */
 	int on_kept;			/* serving the snapshot: the file did not load */
 	int snapshot;			/* what was parsed, for the supervisor */
 	int threads_left;		/* the engine could not stop them all */
@@ -186,11 +189,45 @@ static void send_listeners(struct worker *w)
 static void after_reload(void *arg, int snapshot)
 {
 	struct worker *w = arg;
+	size_t n;
+	int fd;
 
 	send_listeners(w);
 	w->on_kept = 0;
 	if (ctl_send(w->ctl, CTL_CONFIG, NULL, 0, &snapshot, 1))
 		log_warn("cannot hand the configuration to the supervisor: error %d", errno);
+	n = fs_face_revoked_count(w->face);
+	fd = n != w->n_revoked ? fs_face_revoked(w->face) : -1;
+	if (fd >= 0) {
+		if (ctl_send(w->ctl, CTL_REVOKED, NULL, 0, &fd, 1))
+			log_warn("cannot hand the revoked roles to the supervisor: error %d",
+				 errno);
+		else
+			w->n_revoked = n;
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
+/* A predecessor's revocations hold here too: what a reader was refused
+ * before stays refused.  Without them a reader whose access a reload
+ * removed could, through a descriptor opened earlier, read what the
+ * kernel caches for the new owner. */
+static int restore_revoked(struct worker *w)
+{
+	int rc;
+
+	if (!w->revoked)
+		return 0;
+	rc = fs_face_restore_revoked(w->face, REVOKED_FD);
+	close(REVOKED_FD);
+	w->revoked = 0;
+	if (rc) {
+		log_error("cannot read the revoked roles from the supervisor: error %d", errno);
+		return -1;
+	}
+	w->n_revoked = fs_face_revoked_count(w->face);
+	return 0;
 }
 
 /* A fresh start binds every listen address before the supervisor mounts:
@@ -270,7 +307,7 @@ static int build(struct worker *w)
 		close(w->creds_fd);
 		w->creds_fd = -1;
 	}
-	if (fs_face_attach(w->face, w->engine, w->gen))
+	if (fs_face_attach(w->face, w->engine, w->gen) || restore_revoked(w))
 		return -1;
 	return start_endpoint(w);
 }
@@ -431,12 +468,16 @@ int worker_main(int argc, char **argv)
 			w.fresh = 1;
 		else if (!strcmp(argv[i], "--kept-config"))
 			w.kept_config = 1;
+		else if (!strcmp(argv[i], "--revoked"))
+			w.revoked = 1;
 	}
 	if (argc - i != 2)
 		return EXIT_USAGE;
 	w.config = argv[i];
 	w.mountpoint = argv[i + 1];
 	fcntl(w.ctl, F_SETFD, FD_CLOEXEC);
+	if (w.revoked)
+		fcntl(REVOKED_FD, F_SETFD, FD_CLOEXEC);
 	/* A worker started again under a detached supervisor has no terminal:
 	 * it logs to syslog from the start. */
 	log_open("credfs", w.detached && !w.fresh,

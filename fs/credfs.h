@@ -11,6 +11,7 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "buf.h"
 #include "docs.h"
 #include "engine.h"
 #include "view.h"
@@ -47,7 +48,17 @@ struct credfs {
 	/* What authorization_token is derived from: the supervisor's, kept
 	 * across workers and takeovers (docs/lifecycle.md); borrowed. */
 	const struct endpoint_secret *endpoint_secret;
+	/* Roles whose owner or mode a reload changed while this mount was
+	 * up, "name\0name\0...": their files are refused to readers not
+	 * allowed now, in this worker and every later one (the supervisor
+	 * keeps the list).  Written by the reload thread only, and at start. */
+	struct buf revoked;
+	size_t n_revoked;
 };
+
+/* Adds name to fs->revoked and marks its files in fs->docs: every read of
+ * them reaches the daemon and has its reader checked from now on. */
+void fs_mark_revoked(struct credfs *fs, const char *name);
 
 void dir_handles_init(struct dir_handles *d);
 void dir_handles_destroy(struct dir_handles *d);

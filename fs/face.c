@@ -8,7 +8,10 @@
 #include "credfs.h"
 #include "inval.h"
 #include "log.h"
+#include "memfd.h"
 #include "reload.h"
+
+#define REVOKED_MAX (4u << 20)	/* bytes of role names */
 
 struct fs_face {
 	struct credfs fs;		/* what the operations share */
@@ -36,6 +39,7 @@ struct fs_face *fs_face_new(const struct fs_face_opts *o)
 	f->fs.config_path = f->config_path;
 	f->fs.no_push = o->no_push;
 	f->fs.endpoint_secret = o->endpoint_secret;
+	buf_init(&f->fs.revoked, REVOKED_MAX);
 	dir_handles_init(&f->fs.dirs);
 	f->session = fs_session_new(&f->fs, &o->serve);
 	if (!f->mountpoint || !f->config_path || !f->session)
@@ -121,9 +125,41 @@ void fs_face_free(struct fs_face *f)
 		view_slot_destroy(&f->fs.views);
 	if (f->docs_ready)
 		docs_destroy(&f->fs.docs);
+	buf_free(&f->fs.revoked);
 	free(f->mountpoint);
 	free(f->config_path);
 	free(f);
+}
+
+size_t fs_face_revoked_count(const struct fs_face *f)
+{
+	return f->fs.n_revoked;
+}
+
+int fs_face_revoked(struct fs_face *f)
+{
+	if (!f->fs.n_revoked)
+		return -1;
+	return memfd_sealed("credfs-revoked", f->fs.revoked.data, f->fs.revoked.len);
+}
+
+int fs_face_restore_revoked(struct fs_face *f, int fd)
+{
+	char *names;
+	size_t len;
+
+	if (memfd_read(fd, REVOKED_MAX, &names, &len))
+		return -1;
+	/* Each name is whole: the last one ends with its NUL too. */
+	for (size_t at = 0; at < len; at += strlen(names + at) + 1) {
+		const char *name = names + at;
+
+		fs_mark_revoked(&f->fs, name);
+		for (int k = 0; k < ROLE_FILE_COUNT; k++)
+			inval_ino(f->fs.inval, tree_role_ino(name, k), 1);
+	}
+	free(names);
+	return 0;
 }
 
 struct credfs *fs_face_credfs(struct fs_face *f)

@@ -49,6 +49,14 @@ void fs_face_stop(struct fs_face *f);
 /* The face's part in a reload (engine_reload_faces): the tree of the new
  * generation built aside, then shown and the kernel told what changed. */
 struct engine_face fs_face_reloader(struct fs_face *f);
+/* The roles whose owner or mode a reload changed while the mount was up
+ * (files opened before are refused to readers not allowed now): how many,
+ * and a sealed memfd of their names for the supervisor to keep (-1 when
+ * there are none).  fs_face_restore_revoked marks those of a predecessor
+ * (fd: such a memfd, borrowed) after fs_face_attach: 0 or -1. */
+size_t fs_face_revoked_count(const struct fs_face *f);
+int fs_face_revoked(struct fs_face *f) WUR;
+int fs_face_restore_revoked(struct fs_face *f, int fd) WUR;
 void fs_face_free(struct fs_face *f);
 /* Tests: what the operations share (credfs.h). */
 struct credfs *fs_face_credfs(struct fs_face *f);

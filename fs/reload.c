@@ -26,12 +26,29 @@ static int access_changed(const struct cfg_presentation *a,
 /* A role whose owner or mode changed: from now on its files' attributes
  * are never kept by the kernel, so each read reaches the daemon and its
  * reader is checked; what the kernel holds now is dropped. */
+void fs_mark_revoked(struct credfs *fs, const char *name)
+{
+	size_t len = strlen(name) + 1;
+
+	for (size_t at = 0; at < fs->revoked.len; at += strlen(fs->revoked.data + at) + 1)
+		if (!strcmp(fs->revoked.data + at, name))
+			goto mark;
+	if (buf_append(&fs->revoked, name, len))
+		log_warn("role %s: out of memory keeping its revocation for the next worker",
+			 name);
+	else
+		fs->n_revoked++;
+mark:
+	for (int f = 0; f < ROLE_FILE_COUNT; f++)
+		docs_mark_revoked(&fs->docs, tree_role_ino(name, f));
+}
+
 static void revoke_role(struct credfs *fs, const char *name)
 {
+	fs_mark_revoked(fs, name);
 	for (int f = 0; f < ROLE_FILE_COUNT; f++) {
 		uint64_t ino = tree_role_ino(name, f);
 
-		docs_mark_revoked(&fs->docs, ino);
 		docs_forget(&fs->docs, ino);
 		inval_ino(fs->inval, ino, 1);
 	}

@@ -158,6 +158,28 @@ class Mount:
         return json.loads(self.read(role, "status"))
 
 
+def fd_holder(case, path, uid):
+    """A process of uid holding path open (opened once, at start); it reads
+    it from the start whenever holder_read asks.  Killed at cleanup."""
+    code = ("import os,sys\nfd=os.open(sys.argv[1],os.O_RDONLY)\n"
+            "for line in sys.stdin:\n"
+            "    try:\n"
+            "        d=os.pread(fd,65536,0); print('ok', len(d), flush=True)\n"
+            "    except OSError as e: print('err', e.errno, flush=True)\n")
+    p = subprocess.Popen(["setpriv", "--reuid", str(uid), "--regid", str(uid),
+                          "--clear-groups", "/usr/bin/python3", "-c", code, path],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    case.addCleanup(lambda: (p.kill(), p.wait()))
+    return p
+
+
+def holder_read(p):
+    """What fd_holder p's read gave: ["ok", LEN] or ["err", ERRNO]."""
+    p.stdin.write("read\n")
+    p.stdin.flush()
+    return p.stdout.readline().split()
+
+
 def clean_aws_env(**extra):
     """The environment of a process that knows of AWS only what we give it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}

@@ -5,6 +5,7 @@ manager's descriptor store, and what stops mean.  Readers loop the whole
 time and include reads that reach the daemon (metrics, whose attributes the
 kernel never keeps; status; roles never read before); every error and the
 longest pause are recorded."""
+import errno
 import json
 import os
 import signal
@@ -14,8 +15,8 @@ import tempfile
 import threading
 import time
 
-from harness import (CREDFS, ROOT, CredfsTestCase, Mount, is_mounted, parse_credentials,
-                     wait_for, worker_of, write_config)
+from harness import (CREDFS, ROOT, CredfsTestCase, Mount, fd_holder, holder_read, is_mounted,
+                     parse_credentials, wait_for, worker_of, write_config)
 
 WAIT = 5
 
@@ -228,6 +229,42 @@ class TestWorkerDeath(LifecycleCase):
         m.proc.wait()
         self.assertTrue(wait_for(lambda: not is_mounted(m.mnt), 10),
                         "still mounted after the supervisor died")
+
+
+class TestRevocation(LifecycleCase):
+    def test_a_revocation_holds_across_worker_deaths_and_a_takeover(self):
+        """A reload gives a role to another uid; a descriptor the old owner
+        opened before stays refused in every later worker, with the new
+        owner reading in between."""
+        self.proxy.lifetime = 900
+        os.chmod(self.dir, 0o755)
+        roles = lambda uid: {"app": "subject = app\nuid = %d\nmode = 0400\n" % uid,
+                             "other": "subject = other\n"}
+        m = self.start(roles(12345), extra=["-o", "allow_other"])
+        old = fd_holder(self, m.path("app", "credentials"), 12345)
+        self.assertEqual(holder_read(old)[0], "ok")
+        write_config(m.config, self.config_text(roles=roles(12346),
+                                                defaults="wait_timeout = %d\n" % WAIT))
+        os.kill(m.proc.pid, signal.SIGHUP)
+        self.assertTrue(wait_for(lambda: os.stat(m.path("app")).st_uid == 12346, 5))
+        self.assertEqual(holder_read(old), ["err", str(errno.EACCES)])
+        new = fd_holder(self, m.path("app", "credentials"), 12346)
+        for what in ("a SIGKILL of the worker", "another", "a takeover"):
+            if what == "a takeover":
+                p = takeover(self, m)
+                self.assertEqual(m.proc.wait(20), 0, "the old credfs did not hand over")
+                m.proc = p
+                self.assertTrue(wait_for(lambda: worker_of(p.pid) is not None, 10))
+            else:
+                kill_worker(self, m.proc)
+            # The new owner reads (the kernel caches what it read) ...
+            for _ in range(3):
+                self.assertEqual(holder_read(new)[0], "ok", what)
+            # ... and the old descriptor still gets nothing.
+            self.assertEqual(holder_read(old), ["err", str(errno.EACCES)],
+                             "after %s the old owner's descriptor read the new owner's "
+                             "credentials" % what)
+        self.assertIn("aws_session_token", m.read("other", "credentials"))
 
 
 class TestBindMounts(LifecycleCase):

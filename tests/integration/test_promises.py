@@ -15,9 +15,9 @@ import subprocess
 import threading
 import time
 
-from harness import (ACCOUNT, CREDFS, CredfsTestCase, Mount, is_mounted, jwt_part,
-                     keygen, parse_credentials, read_errno, rfc3339, rss_kb, wait_for,
-                     write_config)
+from harness import (ACCOUNT, CREDFS, CredfsTestCase, Mount, fd_holder, holder_read,
+                     is_mounted, jwt_part, keygen, parse_credentials, read_errno, rfc3339,
+                     rss_kb, wait_for, write_config)
 from sts_proxy import Fault
 
 WAIT = 2                      # wait_timeout of these mounts
@@ -375,23 +375,10 @@ class TestReloads(PromiseCase):
 
 class TestAccess(PromiseCase):
     def holder(self, path, uid):
-        """A process of uid holding path open; it reads it from the start
-        whenever told and answers the outcome."""
-        code = ("import os,sys\nfd=os.open(sys.argv[1],os.O_RDONLY)\n"
-                "for line in sys.stdin:\n"
-                "    try:\n"
-                "        d=os.pread(fd,65536,0); print('ok', len(d), flush=True)\n"
-                "    except OSError as e: print('err', e.errno, flush=True)\n")
-        p = subprocess.Popen(["setpriv", "--reuid", str(uid), "--regid", str(uid),
-                              "--clear-groups", "/usr/bin/python3", "-c", code, path],
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.addCleanup(lambda: (p.kill(), p.wait()))
-        return p
+        return fd_holder(self, path, uid)
 
     def ask(self, p):
-        p.stdin.write("read\n")
-        p.stdin.flush()
-        return p.stdout.readline().split()
+        return holder_read(p)
 
     def test_changing_the_owner_revokes_open_descriptors(self):
         self.proxy.lifetime = 6
