@@ -5,7 +5,7 @@ import os
 import socket
 import subprocess
 
-from harness import CredfsTestCase
+from harness import CredfsTestCase, fd_count  # noqa: F401 (for the tests)
 from sts_proxy import free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -64,8 +64,6 @@ def read_env(path):
     return env
 
 
-def fd_count(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
 
 
 def promtool_check(text):

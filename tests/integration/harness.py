@@ -318,6 +318,11 @@ def wait_for(predicate, timeout=10.0, step=0.1):
     return predicate()
 
 
+def fd_count(pid):
+    """Open descriptors of process pid."""
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
 def rss_kb(pid):
     with open("/proc/%d/status" % pid) as f:
         for line in f:

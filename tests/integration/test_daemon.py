@@ -245,7 +245,8 @@ class TestSecretHygiene(CredfsTestCase):
     def test_no_core_dumps_and_not_dumpable(self):
         m = self.mount()
         m.read("app", "credentials")
-        self.assertEqual(max_core_size(m.proc.pid), ["0", "0"])
+        for pid in (m.proc.pid, worker_of(m.proc.pid)):    # supervisor and worker
+            self.assertEqual(max_core_size(pid), ["0", "0"])
 
     def test_non_root_daemon_is_not_dumpable(self):
         """credfs run as an ordinary user: /proc files of a non-dumpable

@@ -10,7 +10,7 @@ import os
 import threading
 import time
 
-from harness import ACCOUNT, CredfsTestCase, Moto
+from harness import ACCOUNT, CredfsTestCase, Moto, rss_kb, worker_of
 from sts_proxy import BILLION_LAUGHS, Fault, StsProxy, make_tls_cert
 
 SUCCESS_XML = """<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
@@ -254,8 +254,7 @@ class TestFaults(CredfsTestCase):
             self.assertEqual(st["last_error"]["code"], "Malformed")
             self.assertEqual(self.proxy.count(role_arn=arn(role)), 1)
         self.assertIsNone(m.proc.poll())
-        with open("/proc/%d/status" % m.proc.pid) as f:
-            rss = int([l for l in f if l.startswith("VmRSS:")][0].split()[1])
+        rss = rss_kb(worker_of(m.proc.pid))
         # Nothing expanded a billion entities or kept a megabyte per answer.
         self.assertLess(rss, 512 * 1024, "daemon RSS %d kB" % rss)
 

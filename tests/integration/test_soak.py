@@ -10,24 +10,12 @@ import os
 import threading
 import time
 
-from harness import CredfsTestCase
+from harness import CredfsTestCase, fd_count, rss_kb, worker_of
 
 RENEWALS = int(os.environ.get("CREDFS_SOAK_RENEWALS", "100"))
 ROLES = 10
 READERS = 6
 LIFETIME = 4            # seconds the forwarded credentials last
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
-
-
-def fd_count(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
 
 
 def sanitized(pid):
@@ -74,7 +62,7 @@ class TestSoak(CredfsTestCase):
         roles = ["r%d" % i for i in range(ROLES)]
         m = self.mount(roles={r: "subject = %s\n" % r for r in roles},
                        defaults="refresh_fraction = 0.25\nmin_validity = 1\nwait_timeout = 5\n")
-        pid = m.proc.pid
+        pid = worker_of(m.proc.pid)     # the process that serves
         idle_fds = fd_count(pid)        # before any STS call
         problems, reads = [], [0] * READERS
         samples = []        # (renewals so far, RSS, fds)
