@@ -16,10 +16,13 @@
  * The labels keep the two kinds apart: no role token is ever a valid IMDS
  * token or the other way round.  Bumping a role's
  * authorization_token_rotation gives it a new token and refuses the old.
- * The secret is held by whoever starts the faces (the daemon today, a
- * supervising process that keeps it across restarts later); this module
- * only borrows it.  Nothing here logs, and every comparison of a token
- * against what was sent takes the same time whatever was sent.
+ * The secret is the supervisor's (daemon/supervisor.c: made at a fresh
+ * start, else taken from a takeover's OFFER or the descriptor store), kept
+ * across worker restarts and handed to each worker in CTL_START
+ * (docs/lifecycle.md); the worker copies it (endpoint_secret_from) and the
+ * faces borrow that copy, as this module does.  Nothing here logs, and
+ * every comparison of a token against what was sent takes the same time
+ * whatever was sent.
  */
 #ifndef CREDFS_ENDPOINT_TOKEN_H
 #define CREDFS_ENDPOINT_TOKEN_H
@@ -43,9 +46,9 @@ struct endpoint_secret {
 /* A secret of 32 fresh random bytes; NULL when out of memory or when the
  * system has no randomness to give.  Free with endpoint_secret_free. */
 struct endpoint_secret *endpoint_secret_random(void) WUR;
-/* A secret holding key (len must be ENDPOINT_SECRET_LEN), as a process
- * that keeps it across restarts will hand it over.  NULL on a wrong
- * length or out of memory. */
+/* A secret holding key (len must be ENDPOINT_SECRET_LEN), as the
+ * supervisor hands it to a worker.  NULL on a wrong length or out of
+ * memory. */
 struct endpoint_secret *endpoint_secret_from(const void *key, size_t len) WUR;
 /* Wipes and frees; NULL is fine. */
 void endpoint_secret_free(struct endpoint_secret *s);

@@ -3,15 +3,27 @@
  * (the container credentials endpoint and IMDSv2), and /metrics, served
  * from the same engine as the files (docs/endpoint.md).
  *
- * It never includes FUSE and the FUSE face never includes it; the daemon
- * creates both over one engine.  It listens on every [endpoint] listen
- * address of the generation in force, one libmicrohttpd daemon each with
- * an epoll thread of its own; a request that has to wait (for STS, or for
- * a metrics scrape to be built) is suspended and answered from a small
- * pool of workers, so the event threads never wait and thousands of idle
- * or slow connections cost only their memory.  Each request must arrive
- * whole within ENDPOINT_REQUEST_DEADLINE_MS of its connection being
- * accepted or answered, however slowly it trickles in.
+ * It never includes FUSE and the FUSE face never includes it; the worker
+ * creates both over one engine (daemon/worker.c).  It listens on every
+ * [endpoint] listen address of the generation in force, one libmicrohttpd
+ * daemon each with an epoll thread of its own; a request that has to wait
+ * (for STS, or for a metrics scrape to be built) is suspended and answered
+ * from a small pool of threads (ENDPOINT_WORKERS), so the event threads
+ * never wait and thousands of idle or slow connections cost only their
+ * memory.  Each request must arrive whole within
+ * ENDPOINT_REQUEST_DEADLINE_MS of its connection being accepted or
+ * answered, however slowly it trickles in.
+ *
+ * The listening sockets outlive the worker.  The first worker of a fresh
+ * start binds them before anything is mounted (endpoint_bind), so an
+ * address that cannot be had fails the start with nothing mounted.  The
+ * supervisor keeps copies, sent by the worker before it is started, after
+ * it starts the face and after each reload (endpoint_listen_fds), and
+ * hands them to every later worker, to a successor and to the descriptor
+ * store; a worker given them takes them with endpoint_sockets_adopt.
+ * Connections made while no worker serves wait in the listen backlog.  A
+ * reload binds the addresses it adds while it prepares (nothing answers on
+ * them yet) and starts their listeners at its commit.
  */
 #ifndef CREDFS_ENDPOINT_H
 #define CREDFS_ENDPOINT_H

@@ -125,7 +125,10 @@ static int grow(struct docs *ds)
 }
 
 /* The entry of ino, made if missing; NULL when out of memory.  Entries
- * live as long as the mount (one per file ever produced). */
+ * are never removed: they last as long as the face, that is as long as
+ * the worker process (fs_face_free frees them in its teardown), one per
+ * inode ever kept, sized, marked revoked or asked about in getattr or
+ * read. */
 static struct doc_entry *entry(struct docs *ds, uint64_t ino)
 {
 	struct doc_entry *e = find(ds, ino);

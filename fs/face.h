@@ -1,8 +1,12 @@
 /*
  * The FUSE face: the mounted tree over the engine, served on a /dev/fuse
  * descriptor that the supervisor holds (session.h, docs/lifecycle.md).
- * The daemon composes it with the engine and the other faces; this header
- * is all it needs to know of fs/, and it includes no FUSE header.
+ * The daemon composes it with the engine and the other faces; this is the
+ * one header of fs/ the worker includes (with session.h's struct
+ * fs_serve_opts and struct fs_init_blob, which come through it).  None of
+ * its functions takes or returns a FUSE type, but it does not keep FUSE
+ * headers out: session.h reaches <fuse_lowlevel.h> through credfs.h ->
+ * view.h -> tree.h.
  *
  * Order of life: fs_face_new (the session and the invalidator, not yet
  * serving) -> engine_new with fs_face_listener -> fs_face_attach (the tree

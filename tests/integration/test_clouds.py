@@ -19,7 +19,6 @@ import shutil
 import signal
 import ssl
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -45,7 +44,6 @@ TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
 CLIENT = "11111111-2222-3333-4444-555555555555"
 AZURE_AUDIENCE = "api://AzureADTokenExchange"
 AZURE_SCOPE = "https://management.azure.com/.default"
-SIZE_UNKNOWN = 4096     # the size credfs reports of a document it has not produced yet
 
 GOOGLE_DEFAULTS = {"issuer": ISSUER, "allowed_audiences": [], "expires_in": 3600,
                    "sa_token_lifetime": None, "service_accounts": {SERVICE_ACCOUNT: [SUBJECT]}}
@@ -257,21 +255,10 @@ class CloudsTestCase(CredfsTestCase):
     # ---- checks -----------------------------------------------------------
 
     def read(self, m, role, name):
-        """A file of role, whole.  The first read of a file that had to wait
-        for its document can come back padded with NULs to SIZE_UNKNOWN
-        bytes, the size credfs gives the kernel before the document exists:
-        the kernel then kept that size instead of the real one (a race in
-        the fs, seen with AWS files too).  That is reported on stderr and the
-        file read again, which must give the document."""
+        """A file of role, whole: never NUL padding, also on the first read
+        of a file that had to wait for its document."""
         text = m.read(role, name)
-        if "\x00" in text:
-            cut = text.index("\x00")
-            self.assertEqual((len(text), text[cut:].strip("\x00")), (SIZE_UNKNOWN, ""),
-                             "%s/%s holds NULs" % (role, name))
-            sys.stderr.write("note: %s/%s came back padded with NULs to %d bytes (%d real)\n"
-                             % (role, name, SIZE_UNKNOWN, cut))
-            text = m.read(role, name)
-            self.assertNotIn("\x00", text, "%s/%s read again" % (role, name))
+        self.assertNotIn("\x00", text, "%s/%s holds NULs" % (role, name))
         return text
 
     def assert_eio(self, m, role, within=12):
