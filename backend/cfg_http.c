@@ -1,6 +1,6 @@
 /*
- * The [endpoint] section: credentials over HTTP (SPEC.md "Credentials over
- * HTTP").  Not to be confused with endpoints.c, the table of STS
+ * The [endpoint] section: credentials over HTTP (docs/configuration.md,
+ * docs/endpoint.md).  Not to be confused with endpoints.c, the table of STS
  * endpoints.
  *
  * Credentials are served over plain HTTP, so an address to listen on must

@@ -1,6 +1,6 @@
 /*
- * The key table (SPEC.md "Configuration (INI)", "Credentials over HTTP",
- * "Fleets", "Other clouds"), and storing values where the table says.
+ * The key table (every key of credfs.conf(5) and docs/configuration.md),
+ * and storing values where the table says.
  *
  * A row names the key, the sections it may be written in, its type and
  * bounds, and where its value goes: a part of struct cfg and a field in

@@ -18,7 +18,7 @@
 
 #include <ini.h>
 
-/* Reserved role names: files of the mount's root (SPEC.md "Metrics"). */
+/* Reserved role names: files of the mount's root (credfs(8), "THE TREE"). */
 static const char *const reserved_names[] = { "metrics" };
 
 static const char role_name_chars[] =

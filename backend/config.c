@@ -1,5 +1,5 @@
 /*
- * The configuration file (SPEC.md "Configuration (INI)"): loading it, and
+ * The configuration file (credfs.conf(5)): loading it, and
  * the checks that need the whole file.
  *
  * The file is read into sections by cfg_parse.c, every value checked by

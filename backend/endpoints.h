@@ -1,7 +1,7 @@
 /*
  * The table of AWS STS endpoints: which host serves a region in which
  * partition (commercial, China, GovCloud, ISO), and where FIPS endpoints
- * exist (PROTOCOL.md "Endpoints").  Pure functions, no configuration.
+ * exist (docs/configuration.md, "Endpoints").  Pure functions, no configuration.
  */
 #ifndef CREDFS_ENDPOINTS_H
 #define CREDFS_ENDPOINTS_H

@@ -14,7 +14,8 @@
  * credentials) first, in arrival order, then background renewals by how
  * soon their credentials expire.  Worker threads take prep work (which
  * needs no permit) first, then the queue as the limiter allows; they start
- * on demand and exit when idle.  Retries follow PROTOCOL.md: 3 attempts
+ * on demand and exit when idle.  Retries follow the AWS SDKs' standard
+ * mode (docs/engine.md, "A renewal"): 3 attempts
  * per request, full-jitter backoff, on a timer rather than a sleep, so a
  * backing-off job holds no thread and no permit.
  */

@@ -33,7 +33,8 @@ void exchange_error_set(struct exchange_error *err, const char *code,
 void exchange_copy_text(char *dst, size_t size, const char *src);
 
 /* Whether an HTTP status or an error code means "slow down": HTTP 429 and
- * 503, and the throttling codes of PROTOCOL.md "Retries". */
+ * 503, and the throttling codes the AWS SDKs treat so ("Throttling",
+ * "ThrottlingException", "RequestLimitExceeded", ...). */
 int exchange_is_throttling(int http_status, const char *code);
 
 /* One request of an exchange.  A kind may need more than one request per

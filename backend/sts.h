@@ -2,7 +2,7 @@
  * The STS exchange: AssumeRoleWithWebIdentity (unsigned) and AssumeRole
  * (SigV4-signed, for role chaining), form-encoded POSTs whose XML answers are
  * parsed with expat by element name.  What is worth retrying and the
- * backoff follow the AWS SDKs' "standard" mode (PROTOCOL.md "Retries").
+ * backoff follow the AWS SDKs' "standard" mode (docs/engine.md, "A renewal").
  */
 #ifndef CREDFS_STS_H
 #define CREDFS_STS_H
@@ -77,7 +77,7 @@ char *sts_build_body(const struct sts_request *req) WUR;
 int sts_parse_response(const char *body, size_t len, int http_status,
 		       struct sts_credentials *out, struct exchange_error *err) WUR;
 
-/* Whether an error is worth another attempt (PROTOCOL.md "Retries"). */
+/* Whether an error is worth another attempt, as the AWS SDKs decide. */
 int sts_is_retryable(int http_status, const char *code);
 
 /* Delay in ms before retry n (1-based): rand01 * min(2^(n-1), 20) s. */
@@ -85,7 +85,7 @@ long sts_backoff_ms(int retry, double rand01);
 
 /* One request to STS (retries are the engine's: engine_renew.c).
  * Returns 0 with *out, or -1 with err filled (retryable set as
- * PROTOCOL.md "Retries" says). */
+ * sts_is_retryable says). */
 int sts_send(const struct sts_request *req, struct sts_credentials *out,
 	     struct exchange_error *err) WUR;
 

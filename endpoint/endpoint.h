@@ -17,13 +17,15 @@
  * The listening sockets outlive the worker.  The first worker of a fresh
  * start binds them before anything is mounted (endpoint_bind), so an
  * address that cannot be had fails the start with nothing mounted.  The
- * supervisor keeps copies, sent by the worker before it is started, after
- * it starts the face and after each reload (endpoint_listen_fds), and
- * hands them to every later worker, to a successor and to the descriptor
- * store; a worker given them takes them with endpoint_sockets_adopt.
- * Connections made while no worker serves wait in the listen backlog.  A
- * reload binds the addresses it adds while it prepares (nothing answers on
- * them yet) and starts their listeners at its commit.
+ * supervisor keeps copies (CTL_LISTENERS: sent by that first worker as
+ * soon as it has bound them, and by every worker once it has started the
+ * face and after each reload, endpoint_listen_fds) and hands them to every
+ * later worker, to a successor's supervisor in a takeover and to the
+ * descriptor store; a worker given them takes them with
+ * endpoint_sockets_adopt.  Connections made while no worker serves wait in
+ * the listen backlog.  A reload binds the addresses it adds while it
+ * prepares (nothing answers on them yet) and starts their listeners at its
+ * commit.
  */
 #ifndef CREDFS_ENDPOINT_H
 #define CREDFS_ENDPOINT_H
@@ -44,13 +46,15 @@
 struct endpoint;
 struct endpoint_sockets;
 
-/* Binds every listen address of e and listens, before the daemon mounts
- * and detaches, so an address that cannot be had fails the start on the
- * terminal.  NULL with the reason in why.  Free with
- * endpoint_sockets_close, or give to endpoint_start. */
+/* Binds every listen address of e and listens.  The first worker of a
+ * fresh start calls it before CTL_UP, so before the supervisor mounts
+ * (daemon/worker.c bind_fresh): an address that cannot be had fails the
+ * start on the terminal, with nothing mounted.  NULL with the reason in
+ * why.  Free with endpoint_sockets_close, or give to endpoint_start. */
 struct endpoint_sockets *endpoint_bind(const struct cfg_endpoint *e, char *why,
 				       size_t whylen) WUR;
-/* Sockets a predecessor listened on (fds: listening sockets, taken over
+/* Sockets a predecessor listened on, as the supervisor keeps them and
+ * hands them over in CTL_START (fds: listening sockets, taken over
  * and closed by endpoint_sockets_close if endpoint_start does not use
  * them), each known by the address it is bound to.  NULL when out of
  * memory (the fds are closed then). */
@@ -60,21 +64,23 @@ size_t endpoint_sockets_fds(const struct endpoint_sockets *s, int *fds, size_t m
 void endpoint_sockets_close(struct endpoint_sockets *s);
 
 /* Starts the face over engine for gen, authorising with secret (borrowed:
- * it must outlive the face), serving on the sockets of endpoint_bind
- * (taken over and freed, whatever happens; an address they lack is bound
- * now).  Without [endpoint] it listens nowhere until a reload brings one.
- * NULL when a listen address cannot be bound or out of memory, with the
- * reason in why (no secret in it). */
+ * it must outlive the face), serving on the sockets of endpoint_bind or
+ * endpoint_sockets_adopt (taken over and freed, whatever happens; an
+ * address they lack is bound now).  Without [endpoint] it listens
+ * nowhere until a reload brings one.  NULL when a listen address cannot
+ * be bound or out of memory, with the reason in why (no secret in it). */
 struct endpoint *endpoint_start(struct engine *engine, struct generation *gen,
 				const struct endpoint_secret *secret,
 				struct endpoint_sockets *sockets,
 				char *why, size_t whylen) WUR;
 
-/* The face's part in a reload (engine_reload_faces): addresses that were
- * added are listened on before anything moves (one that cannot be had
- * refuses the reload); then the IMDS role and the roles' tokens follow the
- * new generation and the addresses that went away are closed once their
- * requests are answered. */
+/* The face's part in a reload (engine_reload_faces): at the prepare,
+ * addresses that were added are bound and listening before anything moves
+ * (connections wait in the backlog; one that cannot be had refuses the
+ * reload); at the commit the face takes the new generation (the IMDS
+ * role, the roles' tokens), starts listeners on the added sockets, and
+ * stops those of addresses that went away once their requests are
+ * answered. */
 struct engine_face endpoint_reloader(struct endpoint *ep);
 
 /* The listening descriptors of ep now (borrowed: still ep's), at most max,

@@ -97,7 +97,7 @@ struct endpoint {
 
 #define ENDPOINT_LISTEN_BACKLOG 1024
 
-/* ---- listen.c: sockets bound before the daemon detaches ------------------ */
+/* ---- listen.c: sockets bound by the first worker, kept by the supervisor -- */
 struct endpoint_socket {
 	struct cfg_listen addr;
 	int fd;				/* -1: taken */

@@ -1,10 +1,20 @@
 /*
- * Listen sockets made before the daemon detaches: an address that cannot
+ * Listen sockets and where they come from.  The first worker of a fresh
+ * start binds every address before anything is mounted (endpoint_bind,
+ * from daemon/worker.c bind_fresh, before CTL_UP): an address that cannot
  * be bound (in use, not on any interface) then fails the start on the
  * terminal, with nothing mounted, instead of after the mount is up.  The
- * same sockets are what a supervising process would hand to the process
- * that serves.  No SO_REUSEPORT: a second credfs on the same address must
- * fail, not share the port (it would answer with tokens of its own).
+ * supervisor keeps copies of the sockets in force (CTL_LISTENERS) and
+ * hands them to every later worker, to a successor's supervisor in a
+ * takeover and to the descriptor store; a worker given them takes them
+ * with endpoint_sockets_adopt, each known by the address it is bound to,
+ * and endpoint_start uses those its configuration lists
+ * (endpoint_sockets_take) and binds any it lacks.  A reload binds the
+ * addresses it adds while it prepares (endpoint_bind_one, from server.c
+ * listeners_prepare) and starts their listeners at its commit
+ * (listeners_commit).  No SO_REUSEPORT: a second credfs on the same
+ * address must fail, not share the port (it would answer with tokens of
+ * its own).
  */
 #include "endpoint_internal.h"
 

@@ -1,5 +1,5 @@
 """Figures 9 to 11 of the benchmark: cost that follows the roles in use,
-and renewals that never stampede STS (docs/benchmarks.md, issue 13).
+and renewals that never stampede STS (docs/benchmarks.md).
 
   9  100 000 configured roles, none read: mount ready, ls, one lookup,
      RSS, idle CPU over a minute, STS calls; a reload of the file, with

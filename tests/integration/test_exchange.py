@@ -75,7 +75,7 @@ def trust(condition=None):
 
 class EnforcingCase(CredfsTestCase):
     """moto with SigV4 and IAM policy enforcement on from its first request
-    (PROTOCOL.md "moto as a local STS").  The roles exist in moto's IAM:
+    (docs/testing.md).  The roles exist in moto's IAM:
     a-role may assume any role but c-role, so a c-role session obtained
     through b proves the request was signed with b's credentials.  Unsigned
     AssumeRoleWithWebIdentity needs a window: open_window(1) before a read

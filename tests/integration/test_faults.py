@@ -1,5 +1,5 @@
 """STS misbehaving in every way we know of, against a real mount: each fault
-is retried or not as the AWS SDKs do (PROTOCOL.md), the last good
+is retried or not as the AWS SDKs do, the last good
 credentials are served until they expire and EIO comes after, status names
 the error, credfs recovers once STS is healthy again, the mount keeps
 answering throughout and the daemon never dies.  Also TLS: a certificate

@@ -1,4 +1,4 @@
-"""Fleets (SPEC.md "Fleets", issue 13), as a user sees them: the daemon-wide
+"""Fleets (docs/engine.md, docs/operations.md), as a user sees them: the daemon-wide
 limiter measured where STS sees it, a cold read ahead of queued background
 renewals, throttling that slows the whole daemon and passes, refresh points
 spread by refresh_jitter within their bounds and stable per host, and a
