@@ -21,6 +21,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "fdio.h"
 #include "log.h"
 
 #define MAGIC "CRFSHOV1"
@@ -31,19 +32,7 @@
 
 static int put(int fd, const void *p, size_t n)
 {
-	const char *c = p;
-
-	while (n) {
-		ssize_t w = write(fd, c, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		c += w;
-		n -= (size_t)w;
-	}
-	return 0;
+	return fd_write_all(fd, p, n);
 }
 
 static int put_str(int fd, const char *s)

@@ -7,23 +7,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fdio.h"
+
 #define SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
-
-/* Writes all of data to fd: 0 or -1. */
-static int write_all(int fd, const char *data, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, data, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		data += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 /* Seals fd and hands it back, or closes it: fd or -1. */
 static int seal(int fd)
@@ -42,7 +28,7 @@ int memfd_sealed(const char *name, const void *data, size_t len)
 {
 	int fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 
-	if (fd >= 0 && write_all(fd, data, len)) {
+	if (fd >= 0 && fd_write_all(fd, data, len)) {
 		close(fd);
 		return -1;
 	}
@@ -58,7 +44,7 @@ int memfd_sealed_copy(const char *name, int from)
 	while (fd >= 0 && (n = read(from, chunk, sizeof(chunk))) != 0) {
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
-		if (n < 0 || write_all(fd, chunk, (size_t)n)) {
+		if (n < 0 || fd_write_all(fd, chunk, (size_t)n)) {
 			close(fd);
 			fd = -1;
 		}

@@ -188,6 +188,19 @@ static void store_listeners(struct supervisor *s)
 	s->stored_listeners = s->n_listeners;
 }
 
+/* The one descriptor m carries, in *slot instead of the one there: 1 if
+ * it did carry one. */
+static int keep_fd(int *slot, struct ctl_msg *m)
+{
+	if (m->nfds != 1)
+		return 0;
+	if (*slot >= 0)
+		close(*slot);
+	*slot = m->fds[0];
+	m->fds[0] = -1;
+	return 1;
+}
+
 void supervisor_take_message(struct supervisor *s, struct ctl_msg *m)
 {
 	switch (m->type) {
@@ -212,22 +225,11 @@ void supervisor_take_message(struct supervisor *s, struct ctl_msg *m)
 	case CTL_CONFIG:
 		/* What the next worker falls back to if the file does not
 		 * load then.  The supervisor never reads it. */
-		if (m->nfds == 1) {
-			if (s->config_fd >= 0)
-				close(s->config_fd);
-			s->config_fd = m->fds[0];
-			m->fds[0] = -1;
-		}
+		keep_fd(&s->config_fd, m);
 		break;
 	case CTL_REVOKED:
-		if (m->nfds == 1) {
-			if (s->revoked_fd >= 0)
-				close(s->revoked_fd);
-			s->revoked_fd = m->fds[0];
-			m->fds[0] = -1;
-			if (s->ready)
-				store_revoked(s);
-		}
+		if (keep_fd(&s->revoked_fd, m) && s->ready)
+			store_revoked(s);
 		break;
 	case CTL_LISTENERS:
 		/* The worker's listen sockets now (after a start or a reload):

@@ -49,7 +49,7 @@ struct worker {
 	int kept_config;		/* the supervisor's snapshot is at fd 4 */
 	int revoked;			/* the supervisor's revoked roles at fd 5 */
 	size_t n_revoked;		/* the supervisor knows of this many */
-	int on_kept;			/* serving the snapshot: the file did not load */
+	int on_kept;			/* serving the supervisor's snapshot */
 	int snapshot;			/* what was parsed, for the supervisor */
 	int threads_left;		/* the engine could not stop them all */
 	int ctl;
@@ -193,7 +193,6 @@ static void after_reload(void *arg, int snapshot)
 	int fd;
 
 	send_listeners(w);
-	w->on_kept = 0;
 	if (ctl_send(w->ctl, CTL_CONFIG, NULL, 0, &snapshot, 1))
 		log_warn("cannot hand the configuration to the supervisor: error %d", errno);
 	n = fs_face_revoked_count(w->face);
@@ -351,7 +350,7 @@ static int serve(struct worker *w)
 		 w->start.mode == START_FIRST ? "mounted" : "serving again",
 		 w->config, w->mountpoint, w->gen->cfg->n_roles,
 		 w->gen->cfg->n_roles == 1 ? "" : "s",
-		 w->on_kept ? " (the configuration in force before: the file does not load)" : "");
+		 w->on_kept ? " (the configuration in force, kept by the supervisor)" : "");
 	/* The engine and the faces hold what they use of it: a reload that
 	 * replaces it (a key rotated away) frees it. */
 	generation_unref(w->gen);
@@ -418,38 +417,40 @@ static void lock_secret_memory(void)
 }
 
 /* Loads the configuration, and a snapshot of the text for the supervisor
- * to keep.  A worker started again on a mount (after a crash) whose file
- * no longer loads goes on with the configuration in force before, the
- * supervisor's snapshot: the mount keeps serving while someone fixes the
- * file.  On a fresh start the file must load.  0 or -1 (said why). */
+ * to keep.  A worker started again on a mount (after a crash) serves the
+ * configuration in force, the supervisor's snapshot, not the file: edits
+ * not reloaded yet wait for the next reload, as they would have, and one
+ * that would not load, or names an address that cannot be had, does not
+ * take the mount down.  The file is read when there is no snapshot (a
+ * fresh start, a takeover, a restart by the service manager) or when the
+ * snapshot no longer loads (a key file it names is gone).  0 or -1 (said
+ * why). */
 static int load_config(struct worker *w)
 {
-	struct cfg_error err, kept_err;
+	struct cfg_error err;
 	char msg[sizeof(err.file) + CFG_ERROR_TEXT_MAX + 32];
 	int kept = w->kept_config ? KEPT_CONFIG_FD : -1;
-	int rc = generation_load_snapshot(w->config, &w->gen, &w->snapshot, &err);
 
-	if (kept >= 0)
+	if (kept >= 0) {
 		fcntl(kept, F_SETFD, FD_CLOEXEC);
-	if (rc && kept >= 0 &&
-	    generation_load_kept(kept, w->config, &w->gen, &kept_err) == 0) {
+		if (generation_load_kept(kept, w->config, &w->gen, &err) == 0) {
+			w->snapshot = kept;
+			w->on_kept = 1;
+			return 0;
+		}
 		cfg_error_format(&err, msg, sizeof(msg));
-		log_warn("the configuration does not load (%s): serving the one in force before until it does",
-			 msg);
-		w->snapshot = kept;
-		w->on_kept = 1;
-		return 0;
-	}
-	if (kept >= 0)
+		log_warn("the configuration in force does not load any more (%s): reading %s",
+			 msg, w->config);
 		close(kept);
-	if (rc) {
-		cfg_error_format(&err, msg, sizeof(msg));
-		if (w->fresh)
-			fprintf(stderr, "credfs: %s\n", msg);
-		else
-			log_error("%s", msg);
 	}
-	return rc;
+	if (generation_load_snapshot(w->config, &w->gen, &w->snapshot, &err) == 0)
+		return 0;
+	cfg_error_format(&err, msg, sizeof(msg));
+	if (w->fresh)
+		fprintf(stderr, "credfs: %s\n", msg);
+	else
+		log_error("%s", msg);
+	return -1;
 }
 
 /* credfs --worker [-d] [--detached] [--fresh] [--kept-config] CONFIG MOUNTPOINT */

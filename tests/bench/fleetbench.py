@@ -24,6 +24,7 @@ import subprocess
 import threading
 import time
 
+import harness
 import plot
 from local_sts import LocalSts
 
@@ -563,54 +564,28 @@ def _fleet_report(bench, r, hosts, per_host, account_rate, lifetime, fraction):
                     r["never"], r["behind"]), r["lost"] == 0 and r["never"] == 0)
 
 
-class FleetMount:
+class FleetMount(harness.Mount):
     """A credfs daemon of the fleet: started without waiting, so that all
-    of them start in the same second; stopped like the benchmark's mounts."""
+    of them start in the same second; stopped as the tests' mounts are."""
 
     def __init__(self, bench, config_path, mnt):
-        self.bench, self.config, self.mnt = bench, config_path, mnt
-        self.log_path = mnt + ".log"
-        self.proc = None
+        super().__init__(config_path, mnt)
+        self.bench = bench
+        self.args = [bench.credfs, "-f", config_path, mnt]
 
     def spawn(self):
         os.makedirs(self.mnt, exist_ok=True)
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen([self.bench.credfs, "-f", self.config, self.mnt],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT)
         self.bench.note_pid(self.proc.pid)
 
     def wait_mounted(self, timeout=60):
-        from harness import is_mounted
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if is_mounted(self.mnt):
+            if harness.is_mounted(self.mnt):
                 return
             if self.proc.poll() is not None:
                 raise RuntimeError("credfs exited (%d) before mounting; see %s"
                                    % (self.proc.returncode, self.log_path))
             time.sleep(0.01)
         raise RuntimeError("%s did not mount within %d s" % (self.mnt, timeout))
-
-    def path(self, *parts):
-        return os.path.join(self.mnt, *parts)
-
-    def read(self, *parts):
-        with open(self.path(*parts)) as f:
-            return f.read()
-
-    def stop(self):
-        from harness import is_mounted
-        if self.proc is None:
-            return
-        if is_mounted(self.mnt):
-            if subprocess.run(["fusermount3", "-u", self.mnt], capture_output=True).returncode:
-                subprocess.run(["fusermount3", "-uz", self.mnt], capture_output=True)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        if is_mounted(self.mnt):
-            subprocess.run(["fusermount3", "-uz", self.mnt], capture_output=True)
-        self.log.close()
-        self.proc = None

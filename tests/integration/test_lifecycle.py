@@ -171,7 +171,7 @@ class TestWorkerDeath(LifecycleCase):
         self.assertTrue(is_mounted(m.mnt))
         self.assertIn("killed by signal 9", m.output())
 
-    def test_a_worker_started_while_the_file_is_broken_serves_the_configuration_in_force(self):
+    def test_a_new_worker_serves_the_configuration_in_force_not_the_file(self):
         roles = self.roles(4)
         m = self.start(roles)
         before = m.read("r00", "credentials")
@@ -185,10 +185,15 @@ class TestWorkerDeath(LifecycleCase):
         self.assert_survived(rd, "2 SIGKILLs while the file does not load")
         for r in roles:
             self.assertTrue(os.path.isdir(m.path(r)), r)
-        self.assertIn("the configuration does not load", m.output())
-        self.assertIn("mnt.conf:1", m.output())     # the file's error, with its line
-        # Fixed, the file is in force again at the next reload, and the one
-        # after that keeps it across a death.
+        self.assertIn("serving again", m.output())
+        self.assertIn("kept by the supervisor", m.output())
+        # Nor does an edit that was not reloaded come in with a new worker.
+        write_config(m.config, self.config_text(roles=self.roles(6),
+                                                defaults="wait_timeout = %d\n" % WAIT))
+        kill_worker(self, m.proc)
+        self.assertTrue(os.path.isdir(m.path("r03")))
+        self.assertFalse(os.path.exists(m.path("r05")), "an edit that was not reloaded")
+        # Reloaded, the file is in force, and a death keeps it.
         write_config(m.config, self.config_text(roles=self.roles(5),
                                                 defaults="wait_timeout = %d\n" % WAIT))
         os.kill(m.proc.pid, signal.SIGHUP)
