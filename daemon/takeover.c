@@ -332,8 +332,9 @@ static int take_offer(struct supervisor *s, struct ctl_msg *m)
 	s->init.len = of.init_len;
 	s->have_init = 1;
 	memcpy(s->secret, of.secret, sizeof(s->secret));
+	log_info("taking over %s from credfs %.*s", s->o->mountpoint,
+		 (int)sizeof(of.version), of.version);
 	OPENSSL_cleanse(&of, sizeof(of));
-	log_info("taking over %s from credfs %s", s->o->mountpoint, of.version);
 	return 0;
 }
 

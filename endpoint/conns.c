@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "clock.h"
 #include "log.h"
@@ -79,6 +80,7 @@ void conns_notify(void *cls, struct MHD_Connection *c, void **socket_context,
 		conn->since_ms = clock_mono_ms();
 		pthread_mutex_lock(&ep->conns_lock);
 		list_locked(ep, conn);
+		ep->n_conns++;
 		pthread_mutex_unlock(&ep->conns_lock);
 		*socket_context = conn;
 		endpoint_stats_connection(1);
@@ -88,6 +90,7 @@ void conns_notify(void *cls, struct MHD_Connection *c, void **socket_context,
 		return;
 	pthread_mutex_lock(&ep->conns_lock);
 	unlist_locked(ep, conn);
+	ep->n_conns--;
 	pthread_mutex_unlock(&ep->conns_lock);
 	free(conn);
 	*socket_context = NULL;
@@ -114,8 +117,40 @@ void conns_idle(struct endpoint *ep, struct MHD_Connection *c)
 	pthread_mutex_lock(&ep->conns_lock);
 	unlist_locked(ep, conn);
 	conn->since_ms = clock_mono_ms();
+	conn->answered = 1;
 	list_locked(ep, conn);
 	pthread_mutex_unlock(&ep->conns_lock);
+}
+
+/* Whether every connection is listed after an answer.  Those not listed
+ * have a request being answered; those listed unanswered were accepted
+ * and their first request has not arrived whole. */
+static int settled_locked(const struct endpoint *ep)
+{
+	size_t between = 0;
+
+	for (const struct conn *c = ep->first; c; c = c->next) {
+		if (!c->answered)
+			return 0;
+		between++;
+	}
+	return between == ep->n_conns;
+}
+
+void conns_settle(struct endpoint *ep, int64_t timeout_ms)
+{
+	int64_t deadline = clock_mono_ms() + timeout_ms;
+
+	for (;;) {
+		int settled;
+
+		pthread_mutex_lock(&ep->conns_lock);
+		settled = settled_locked(ep);
+		pthread_mutex_unlock(&ep->conns_lock);
+		if (settled || clock_mono_ms() >= deadline)
+			return;
+		nanosleep(&(struct timespec){ 0, 5 * 1000 * 1000 }, NULL);
+	}
 }
 
 /* Cuts every listed connection whose deadline has passed: the oldest

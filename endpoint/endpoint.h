@@ -42,6 +42,7 @@
 #define ENDPOINT_CONNECTION_MEMORY 8192	/* bytes: request line, headers, reply headers */
 #define ENDPOINT_WORKERS 8
 #define ENDPOINT_QUEUE_MAX 4096		/* waiting requests beyond: 503 */
+#define ENDPOINT_STOP_GRACE_MS 1000	/* a stop waits at most this for requests accepted */
 
 struct endpoint;
 struct endpoint_sockets;
@@ -88,9 +89,12 @@ struct engine_face endpoint_reloader(struct endpoint *ep);
  * that starts, reloads and stops the face. */
 size_t endpoint_listen_fds(const struct endpoint *ep, int *fds, size_t max);
 
-/* Stops listening, answers what is still waiting (a request waiting on STS
- * is answered when its wait ends, at most wait_timeout later), then frees.
- * NULL is fine.  Call before the engine stops. */
+/* Stops accepting (connections in the backlog stay there, for the next
+ * process that holds the sockets), answers what is still waiting (a request
+ * waiting on STS is answered when its wait ends, at most wait_timeout
+ * later) and the requests of the connections it accepted (waiting at most
+ * ENDPOINT_STOP_GRACE_MS for one still arriving), then frees.  NULL is
+ * fine.  Call before the engine stops. */
 void endpoint_stop(struct endpoint *ep);
 
 #endif

@@ -36,6 +36,7 @@ struct conn {
 	struct conn *prev, *next;	/* in ep->conns while listed */
 	int fd;
 	int listed;			/* waiting for a request */
+	int answered;			/* listed after an answer: between requests */
 	int64_t since_ms;		/* monotonic: accepted or last answered */
 };
 
@@ -46,6 +47,7 @@ struct listener {
 	struct MHD_Daemon *daemon;
 	atomic_uint suspended;		/* its requests handed to workers */
 	atomic_int draining;		/* closing: hand nothing more over */
+	int quiesced_fd;		/* accepting no more: the listen socket, else -1 */
 };
 
 enum request_state {
@@ -90,6 +92,7 @@ struct endpoint {
 	pthread_mutex_t conns_lock;
 	pthread_cond_t conns_cond;	/* wakes the sweeper to stop */
 	struct conn *first, *last;	/* conns_lock: oldest first */
+	size_t n_conns;			/* conns_lock: tracked, listed or not */
 	int sweeper_stop;		/* conns_lock */
 	pthread_t sweeper;
 	int has_sweeper;
@@ -124,6 +127,10 @@ void conns_notify(void *cls, struct MHD_Connection *c, void **socket_context,
 void conns_busy(struct endpoint *ep, struct MHD_Connection *c);
 /* Answered: the connection waits for its next request from now on. */
 void conns_idle(struct endpoint *ep, struct MHD_Connection *c);
+/* Waits, at most timeout_ms, until every connection is between requests
+ * (answered, its next request not begun): what a stop may close without
+ * cutting a request off.  Call once nothing new is accepted. */
+void conns_settle(struct endpoint *ep, int64_t timeout_ms);
 
 /* ---- jobs.c: the workers and what they answer ---------------------------- */
 int jobs_start(struct endpoint *ep) WUR;

@@ -261,6 +261,7 @@ static struct listener *listener_start(struct endpoint *ep,
 	}
 	l->ep = ep;
 	l->addr = *addr;
+	l->quiesced_fd = -1;
 	where[0] = fd >= 0 ?
 		(struct MHD_OptionItem){ MHD_OPTION_LISTEN_SOCKET, fd, NULL } :
 		(struct MHD_OptionItem){ MHD_OPTION_SOCK_ADDR, 0, &l->addr.addr };
@@ -293,6 +294,17 @@ static struct listener *listener_start(struct endpoint *ep,
 	return l;
 }
 
+/* l accepts no more: connections in its backlog stay there, for the other
+ * processes that hold the socket (the supervisor keeps it for the next
+ * worker, a takeover's successor serves it already); those it accepted
+ * are still answered. */
+static void listener_quiesce(struct listener *l)
+{
+	atomic_store(&l->draining, 1);
+	if (l->quiesced_fd < 0)
+		l->quiesced_fd = MHD_quiesce_daemon(l->daemon);
+}
+
 /* Waits until none of l's requests is with the workers, then stops it.
  * Nothing new is handed over once draining is set, and a request that is
  * (hand_over counts before it looks), so the wait ends within the longest
@@ -305,6 +317,9 @@ static void listener_stop(struct listener *l)
 	while (atomic_load(&l->suspended))
 		nanosleep(&(struct timespec){ 0, 5 * 1000 * 1000 }, NULL);
 	MHD_stop_daemon(l->daemon);
+	/* libmicrohttpd leaves a quiesced socket to us, to close after it. */
+	if (l->quiesced_fd >= 0)
+		close(l->quiesced_fd);
 	free(l);
 }
 
@@ -577,9 +592,12 @@ void endpoint_stop(struct endpoint *ep)
 {
 	if (!ep)
 		return;
+	/* Stopping the daemons closes every connection: first nothing more
+	 * is accepted, and what was accepted is answered. */
 	for (size_t i = 0; i < ep->n_listeners; i++)
-		atomic_store(&ep->listeners[i]->draining, 1);
+		listener_quiesce(ep->listeners[i]);
 	jobs_stop(ep);
+	conns_settle(ep, ENDPOINT_STOP_GRACE_MS);
 	for (size_t i = 0; i < ep->n_listeners; i++)
 		listener_stop(ep->listeners[i]);
 	ep->n_listeners = 0;
