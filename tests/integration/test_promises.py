@@ -394,7 +394,10 @@ class TestAccess(PromiseCase):
         write_config(m.config, self.config_text(roles=roles(12346),
                                                 defaults="refresh_fraction = 0.3\nmin_validity = 1\n"))
         m.proc.send_signal(signal.SIGHUP)
-        self.assertTrue(wait_for(lambda: os.stat(m.path("app")).st_uid == 12346, 5))
+        # The new owner shows on the directory and on the file itself (the
+        # kernel may hold the file's attributes a moment longer).
+        self.assertTrue(wait_for(lambda: os.stat(m.path("app")).st_uid == 12346 and
+                                 os.stat(m.path("app", "credentials")).st_uid == 12346, 5))
         self.assertEqual(self.ask(old), ["err", str(errno.EACCES)])
         new = self.holder(m.path("app", "credentials"), 12346)
         # Across renewals the new owner keeps reading and the old
