@@ -1,10 +1,9 @@
 /*
- * What every cloud's token exchange has in common: the error a failed
- * request leaves behind (shown in status and the log, never holding a
- * secret), and the interface of a role kind (kind_aws.c, kind_gcp.c,
- * kind_azure.c): how one request to the cloud's token endpoint is made and
- * what comes back.  The engine schedules renewals the same way for every
- * kind; a kind only says how to exchange and what it got.
+ * The interface of a role kind (kind_aws.c, kind_gcp.c, kind_azure.c):
+ * how one request to the cloud's token endpoint is made and what comes
+ * back.  The engine schedules renewals the same way for every kind; a kind
+ * only says how to exchange and what it got.  What a failed request leaves
+ * behind is exchange_error.h.
  */
 #ifndef CREDFS_EXCHANGE_H
 #define CREDFS_EXCHANGE_H
@@ -14,28 +13,7 @@
 #include "compiler.h"
 #include "config.h"
 #include "creds.h"
-
-struct exchange_error {
-	int http_status;		/* 0 if no response */
-	char code[64];			/* the cloud's code, or "Transport", "TLS", "Malformed" */
-	char message[512];		/* never holds a secret */
-	int retryable;			/* worth another attempt */
-	int throttled;			/* the endpoint asked us to slow down */
-};
-
-/* Fills err (code and a printf-style message; retryable and throttled 0). */
-void exchange_error_set(struct exchange_error *err, const char *code,
-			const char *fmt, ...) PRINTF_LIKE(3, 4);
-
-/* Copies src into dst (size bytes) as text fit for status and the log:
- * control characters become '?', and a src that does not fit is cut on a
- * UTF-8 character boundary, so valid UTF-8 stays valid. */
-void exchange_copy_text(char *dst, size_t size, const char *src);
-
-/* Whether an HTTP status or an error code means "slow down": HTTP 429 and
- * 503, and the throttling codes the AWS SDKs treat so ("Throttling",
- * "ThrottlingException", "RequestLimitExceeded", ...). */
-int exchange_is_throttling(int http_status, const char *code);
+#include "exchange_error.h"
 
 /* One request of an exchange.  A kind may need more than one request per
  * renewal (Google: the token exchange, then generateAccessToken); the

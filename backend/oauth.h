@@ -21,7 +21,7 @@
 #include <stdint.h>
 #include <jansson.h>
 #include "compiler.h"
-#include "exchange.h"
+#include "exchange_error.h"
 #include "http.h"
 
 #define OAUTH_TOKEN_MAX 32768		/* longest access token accepted */

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "compiler.h"
-#include "exchange.h"
+#include "exchange_error.h"
 
 #define STS_MAX_ATTEMPTS 3
 /* The longest session token accepted (tags and policies make them long). */

@@ -26,7 +26,7 @@
 
 #include <stddef.h>
 #include "compiler.h"
-#include "exchange.h"
+#include "exchange_error.h"
 
 #define TOKENFILE_MAX 20000	/* STS takes tokens of up to 20,000 bytes */
 #define TOKENFILE_MIN 4

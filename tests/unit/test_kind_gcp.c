@@ -145,8 +145,8 @@ static void test_message_never_echoes_body(void)
 		"{\"access_token\":\"SECRETMARKER \",\"expires_in\":3599}",
 		"{\"access_token\":\"ya29.x\",\"expires_in\":\"SECRETMARKER\"}",
 		"{\"accessToken\":\"ya29.x\",\"expireTime\":\"SECRETMARKER\"}",
-		"{\"access_token\":\"SECRETMARKER\",\"token_type\":\"SECRETMARKER\","
-		"\"expires_in\":1}",
+		("{\"access_token\":\"SECRETMARKER\",\"token_type\":\"SECRETMARKER\","
+		 "\"expires_in\":1}"),
 		"{\"SECRETMARKER\":1,\"SECRETMARKER\":2}",
 		"[\"SECRETMARKER\"]",
 		"{\"access_token\":\"SECRETMARKER",
