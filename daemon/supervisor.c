@@ -139,7 +139,8 @@ int supervisor_start_worker(struct supervisor *s, int mode, int resend, int cred
 }
 
 /* Waits (blocking, at start) for the worker's next message of type; the
- * worker dying first gives its exit status in *status.  0 or -1. */
+ * worker dying first is reaped here: its exit status in *status, its wait
+ * status in s->w.wait_status, its socket closed.  0 or -1. */
 int supervisor_wait_worker(struct supervisor *s, uint32_t type, int *status)
 {
 	struct ctl_msg m;
@@ -147,11 +148,14 @@ int supervisor_wait_worker(struct supervisor *s, uint32_t type, int *status)
 	*status = EXIT_RUNTIME;
 	for (;;) {
 		if (ctl_recv(s->w.ctl, &m, -1)) {
-			int st;
+			int st = 0;
 
 			if (waitpid(s->w.pid, &st, 0) == s->w.pid)
 				*status = WIFEXITED(st) ? WEXITSTATUS(st) : EXIT_RUNTIME;
+			close(s->w.ctl);
+			s->w.ctl = -1;
 			s->w.pid = 0;
+			s->w.wait_status = st;
 			return -1;
 		}
 		supervisor_take_message(s, &m);
@@ -260,17 +264,15 @@ static void describe_exit(int st, char *out, size_t len)
 		snprintf(out, len, "exited with status %d", WEXITSTATUS(st));
 }
 
-/* Reaps the worker if it ended; decides what comes next. */
-static void reap(struct supervisor *s)
+/* The worker ended with wait status st: what comes next (a restart, with
+ * a growing delay if workers keep dying soon; or the end). */
+static void worker_ended(struct supervisor *s, int st)
 {
-	int64_t now = clock_mono_ms(), ran;
+	int64_t now = clock_mono_ms(), ran = now - s->w.started_ms;
 	char why[64];
-	int st;
 
-	if (!s->w.pid || waitpid(s->w.pid, &st, WNOHANG) != s->w.pid)
-		return;
-	close(s->w.ctl);
-	ran = now - s->w.started_ms;
+	if (s->w.ctl >= 0)
+		close(s->w.ctl);
 	describe_exit(st, why, sizeof(why));
 	s->w = (struct worker_proc){ 0 };
 	s->w.ctl = -1;
@@ -295,6 +297,15 @@ static void reap(struct supervisor *s)
 		log_warn("worker %s after %lld ms; starting another", why, (long long)ran);
 }
 
+/* Reaps the worker if it ended. */
+static void reap(struct supervisor *s)
+{
+	int st;
+
+	if (s->w.pid && waitpid(s->w.pid, &st, WNOHANG) == s->w.pid)
+		worker_ended(s, st);
+}
+
 /* A new worker on the same connection, after the last one died: it
  * replays INIT and asks the kernel to resend what was in flight. */
 static void restart(struct supervisor *s)
@@ -307,9 +318,14 @@ static void restart(struct supervisor *s)
 		log_error("cannot start a worker: error %d", errno);
 		return;
 	}
-	if (supervisor_wait_worker(s, CTL_UP, &status) ||
-	    supervisor_start_worker(s, START_RESUME, 1, -1))
-		return;		/* reaped on the next turn, or now */
+	if (supervisor_wait_worker(s, CTL_UP, &status)) {
+		/* It died before it was up: reaped already. */
+		worker_ended(s, s->w.wait_status);
+		return;
+	}
+	if (supervisor_start_worker(s, START_RESUME, 1, -1)) {
+		/* Its socket is gone: SIGCHLD reaps it. */
+	}
 }
 
 /* ---- stopping ----------------------------------------------------------- */
@@ -436,8 +452,13 @@ static void on_worker_message(struct supervisor *s)
 	struct ctl_msg m;
 
 	if (ctl_recv(s->w.ctl, &m, 0)) {
-		if (errno != ETIMEDOUT && errno != EINTR)
+		if (errno != ETIMEDOUT && errno != EINTR) {
+			/* Its end is closed: stop polling it (it would poll
+			 * ready for ever); SIGCHLD, or now, reaps the worker. */
+			close(s->w.ctl);
+			s->w.ctl = -1;
 			reap(s);
+		}
 		return;
 	}
 	supervisor_take_message(s, &m);

@@ -22,6 +22,7 @@ struct worker_proc {
 	int started;			/* CTL_START sent */
 	int serving;			/* CTL_SERVING received */
 	int64_t heartbeat_ms;
+	int wait_status;		/* after supervisor_wait_worker reaped it */
 };
 
 struct init_copy {

@@ -42,6 +42,13 @@ def takeover(case, m, exe=CREDFS, config=None):
     return p
 
 
+def cpu_seconds(pid):
+    """CPU time (user + system) of process pid so far."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def kill_worker(case, proc):
     """SIGKILL of the worker under supervisor proc; waits for the next one."""
     w = worker_of(proc.pid)
@@ -200,6 +207,32 @@ class TestWorkerDeath(LifecycleCase):
         self.assertTrue(wait_for(lambda: os.path.isdir(m.path("r04")), 10), "no reload")
         kill_worker(self, m.proc)
         self.assertIn("aws_session_token", m.read("r04", "credentials"))
+
+    def test_workers_that_cannot_start_are_retried_with_a_delay_not_in_a_loop(self):
+        """Neither the file nor the configuration in force loads (the
+        signing key is gone): each new worker dies before it is up.  The
+        supervisor retries with a growing delay, idle in between, and
+        serves again once the key is back."""
+        m = self.start(self.roles(2))
+        self.assertIn("aws_session_token", m.read("r00", "credentials"))
+        os.rename(self.key, self.key + ".away")
+        self.addCleanup(lambda: os.path.exists(self.key + ".away") and
+                        os.rename(self.key + ".away", self.key))
+        with open(m.config, "w") as f:
+            f.write("[role r00\n")
+        w = worker_of(m.proc.pid)
+        os.kill(w, signal.SIGKILL)
+        time.sleep(1)
+        cpu0 = cpu_seconds(m.proc.pid)
+        time.sleep(3)
+        used = cpu_seconds(m.proc.pid) - cpu0
+        self.assertLess(used, 0.3, "the supervisor used %.2f s of CPU in 3 s" % used)
+        self.assertIn("starting another in", m.output())
+        os.rename(self.key + ".away", self.key)
+        # The longest delay is 10 s.
+        self.assertTrue(wait_for(lambda: worker_of(m.proc.pid) is not None and
+                                 "serving again" in m.output(), 15))
+        self.assertIn("aws_session_token", m.read("r01", "credentials"))
 
     def test_a_crash_holding_a_request_is_answered_by_the_next_worker(self):
         crash = os.path.join(self.dir, "crash-once")
