@@ -41,6 +41,7 @@ struct ctl_start {
 	uint32_t has_guard;	/* fds: [guard,] fuse[, creds], listeners */
 	uint32_t has_creds;	/* a predecessor's credentials come on an fd */
 	uint32_t n_listeners;
+	uint32_t heartbeat_ms;	/* 0: none (no watchdog to feed) */
 	uint32_t init_len;
 	unsigned char init[INIT_BLOB_MAX];
 	unsigned char secret[ENDPOINT_SECRET_LEN];

@@ -124,6 +124,11 @@ int supervisor_start_worker(struct supervisor *s, int mode, int resend, int cred
 	st.has_guard = s->m.guard >= 0;
 	st.has_creds = creds >= 0;
 	st.n_listeners = (uint32_t)s->n_listeners;
+	/* Heartbeats only feed the service manager's watchdog: without one
+	 * an idle worker and supervisor do not wake at all. */
+	st.heartbeat_ms = (uint32_t)(s->watchdog_usec / 4000);
+	if (s->watchdog_usec && st.heartbeat_ms == 0)
+		st.heartbeat_ms = 1;
 	if (s->have_init) {
 		st.init_len = (uint32_t)s->init.len;
 		memcpy(st.init, s->init.bytes, s->init.len);

@@ -6,8 +6,8 @@
  * keeps for it), answers the
  * kernel's INIT or replays the one the supervisor kept, says it is serving
  * (CTL_SERVING), and serves until the supervisor says stop (CTL_STOP: it
- * finishes what it has read and exits) or the connection ends.  A heartbeat
- * goes to the supervisor every second (the service manager's watchdog).
+ * finishes what it has read and exits) or the connection ends.  Under a
+ * service manager's watchdog a heartbeat goes to the supervisor.
  *
  * It runs in a process group of its own (a terminal's ^C is for the
  * supervisor) and dies with its supervisor (PR_SET_PDEATHSIG).
@@ -37,7 +37,6 @@
 #define CTL_FD 3
 #define KEPT_CONFIG_FD 4	/* with --kept-config */
 #define REVOKED_FD 5		/* with --revoked */
-#define HEARTBEAT_MS 1000
 #define IMPORT_TIMEOUT_MS 3000
 
 struct worker {
@@ -77,14 +76,16 @@ static void on_init(void *arg, const struct fs_init_blob *blob)
 }
 
 /* What the supervisor says while the worker serves; a heartbeat when it
- * says nothing.  Its end of the socket closing means it is gone. */
+ * says nothing for heartbeat_ms (when it feeds a watchdog).  Its end of
+ * the socket closing means it is gone. */
 static void *ctl_main(void *arg)
 {
 	struct worker *w = arg;
+	int timeout = w->start.heartbeat_ms ? (int)w->start.heartbeat_ms : -1;
 	struct ctl_msg m;
 
 	while (!atomic_load(&w->stopping)) {
-		if (ctl_recv(w->ctl, &m, HEARTBEAT_MS)) {
+		if (ctl_recv(w->ctl, &m, timeout)) {
 			if (errno == ETIMEDOUT) {
 				if (ctl_send(w->ctl, CTL_HEARTBEAT, NULL, 0, NULL, 0) == 0)
 					continue;

@@ -19,17 +19,19 @@
 #include "clock.h"
 #include "log.h"
 
-#define SWEEP_EVERY_MS 200
-
-/* Appends c (not listed) to the end of the list: the newest. */
+/* Appends c (not listed) to the end of the list: the newest.  The
+ * sweeper sleeps for good while the list is empty: it is woken for the
+ * first. */
 static void list_locked(struct endpoint *ep, struct conn *c)
 {
 	c->prev = ep->last;
 	c->next = NULL;
 	if (ep->last)
 		ep->last->next = c;
-	else
+	else {
 		ep->first = c;
+		pthread_cond_signal(&ep->conns_cond);
+	}
 	ep->last = c;
 	c->listed = 1;
 }
@@ -173,9 +175,18 @@ static void *sweeper_main(void *arg)
 
 	pthread_mutex_lock(&ep->conns_lock);
 	while (!ep->sweeper_stop) {
-		struct timespec ts = clock_deadline_ms(SWEEP_EVERY_MS);
+		int64_t now = clock_mono_ms(), wait_ms;
+		struct timespec ts;
 
-		sweep_locked(ep, clock_mono_ms());
+		sweep_locked(ep, now);
+		if (!ep->first) {
+			/* Nothing to time: an idle daemon does not wake. */
+			pthread_cond_wait(&ep->conns_cond, &ep->conns_lock);
+			continue;
+		}
+		/* The oldest is first: sleep until its deadline. */
+		wait_ms = ep->first->since_ms + ENDPOINT_REQUEST_DEADLINE_MS - now;
+		ts = clock_deadline_ms(wait_ms > 0 ? wait_ms : 1);
 		pthread_cond_timedwait(&ep->conns_cond, &ep->conns_lock, &ts);
 	}
 	pthread_mutex_unlock(&ep->conns_lock);

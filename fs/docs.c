@@ -164,10 +164,12 @@ struct doc *docs_get(struct docs *ds, uint64_t ino, int64_t now_boot)
 	return d;
 }
 
-void docs_put(struct docs *ds, uint64_t ino, struct doc *d)
+int docs_put(struct docs *ds, uint64_t ino, struct doc *d)
 {
 	struct doc_entry *e;
 	struct doc *old = NULL;
+
+	int first = 0;
 
 	pthread_mutex_lock(&ds->lock);
 	e = entry(ds, ino);
@@ -177,9 +179,22 @@ void docs_put(struct docs *ds, uint64_t ino, struct doc *d)
 		e->last_used_boot = 0;
 		if (d->version > e->shown)
 			e->shown = d->version;
+		if (!old)
+			first = ds->kept++ == 0;
 	}
 	pthread_mutex_unlock(&ds->lock);
 	doc_unref(old);
+	return first;
+}
+
+size_t docs_kept(struct docs *ds)
+{
+	size_t n;
+
+	pthread_mutex_lock(&ds->lock);
+	n = ds->kept;
+	pthread_mutex_unlock(&ds->lock);
+	return n;
 }
 
 int docs_shown(struct docs *ds, uint64_t ino, uint64_t version)
@@ -204,6 +219,8 @@ void docs_forget(struct docs *ds, uint64_t ino)
 	if (e) {
 		old = e->last;
 		e->last = NULL;
+		if (old)
+			ds->kept--;
 	}
 	pthread_mutex_unlock(&ds->lock);
 	doc_unref(old);
@@ -329,6 +346,7 @@ void docs_sweep(struct docs *ds, int64_t now_boot)
 		    now_boot - e->last_used_boot >= DOCS_KEEP_MS) {
 			doc_unref(e->last);
 			e->last = NULL;
+			ds->kept--;
 		}
 	}
 	pthread_mutex_unlock(&ds->lock);

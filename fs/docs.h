@@ -44,6 +44,7 @@ struct docs {
 	pthread_mutex_t lock;
 	struct doc_entry **tab;		/* open addressing by inode number */
 	size_t cap, n;
+	size_t kept;			/* entries holding a document */
 };
 
 /* A document taking data (len bytes, malloc'd; wiped when freed) over. */
@@ -57,8 +58,12 @@ void docs_destroy(struct docs *ds);
 /* The document last kept for ino if it may still be served: a reference,
  * or NULL. */
 struct doc *docs_get(struct docs *ds, uint64_t ino, int64_t now_boot) WUR;
-/* Keeps d (a reference is taken) as what the kernel was told about ino. */
-void docs_put(struct docs *ds, uint64_t ino, struct doc *d);
+/* Keeps d (a reference is taken) as what the kernel was told about ino;
+ * 1 when it is the only document kept now. */
+int docs_put(struct docs *ds, uint64_t ino, struct doc *d);
+/* How many documents are kept now (docs_put: 1 when d is the only one, so
+ * that the sweeper, idle while there are none, can be woken). */
+size_t docs_kept(struct docs *ds);
 /* Whether the kernel was last told about a document of ino showing
  * version or a newer one (then it holds nothing older). */
 int docs_shown(struct docs *ds, uint64_t ino, uint64_t version);

@@ -88,6 +88,15 @@ static void push(struct lane *l, const uint64_t *inos, size_t n,
 	pthread_mutex_unlock(&l->lock);
 }
 
+void inval_docs_kept(struct invalidator *iv)
+{
+	if (!iv)
+		return;
+	pthread_mutex_lock(&iv->attrs.lock);
+	pthread_cond_signal(&iv->attrs.wake);
+	pthread_mutex_unlock(&iv->attrs.lock);
+}
+
 void inval_ino(struct invalidator *iv, uint64_t ino, int pages)
 {
 	push(&iv->attrs, &ino, 1, 0);
@@ -167,7 +176,7 @@ static int invalidate(struct lane *l, const struct pending *p)
  * while calling the kernel. */
 static int64_t run_due_locked(struct lane *l)
 {
-	int64_t now = clock_mono_ms(), next = now + SWEEP_EVERY_MS;
+	int64_t now = clock_mono_ms(), next = INT64_MAX;
 	size_t i = 0;
 
 	while (i < l->len && !l->stop) {
@@ -213,6 +222,15 @@ static void *lane_main(void *arg)
 		}
 		if (l->stop)
 			break;
+		/* Idle means asleep: nothing queued, and (attribute lane)
+		 * no document kept to forget; inval_docs_kept wakes it. */
+		if (!l->pages && docs_kept(&l->iv->fs->docs) &&
+		    next > last_sweep + SWEEP_EVERY_MS)
+			next = last_sweep + SWEEP_EVERY_MS;
+		if (next == INT64_MAX) {
+			pthread_cond_wait(&l->wake, &l->lock);
+			continue;
+		}
 		now = clock_mono_ms();
 		ts = clock_deadline_ms(next > now ? next - now : 1);
 		pthread_cond_timedwait(&l->wake, &l->lock, &ts);

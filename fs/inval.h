@@ -40,6 +40,9 @@ void inval_ino(struct invalidator *iv, uint64_t ino, int pages);
 /* Queues what docs_busy_end() said is due for ino, and why (version). */
 void inval_due(struct invalidator *iv, uint64_t ino, unsigned what, uint64_t version);
 /* Stops the thread and frees it; pending work is dropped. */
+/* A document is kept again after none was: the attribute lane, asleep
+ * while there are none, sweeps them again. */
+void inval_docs_kept(struct invalidator *iv);
 void inval_stop(struct invalidator *iv);
 
 #endif

@@ -115,8 +115,8 @@ static int file_doc(struct credfs *fs, struct view *v, const struct node *n,
 	if (*out)
 		return 0;
 	r = render_node(fs, v, n, ino, mode, out);
-	if (!r)
-		docs_put(&fs->docs, ino, *out);
+	if (!r && docs_put(&fs->docs, ino, *out))
+		inval_docs_kept(fs->inval);
 	return r;
 }
 

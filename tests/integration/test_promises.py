@@ -204,9 +204,12 @@ class TestTokenFiles(PromiseCase):
         writer = threading.Thread(target=replace)
         writer.start()
         bad, seen = [], set()
-        t_end = time.monotonic() + 3.5
+        # 3.5 s at least, and until both versions were read (the file is
+        # read again about once a second: on a loaded machine a few
+        # seconds can go by with only one version read).
+        t_min, t_max = time.monotonic() + 3.5, time.monotonic() + 30
         try:
-            while time.monotonic() < t_end:
+            while time.monotonic() < t_min or (len(seen) < 2 and time.monotonic() < t_max):
                 t = m.read("ci", "token")
                 seen.add(len(t))
                 if t not in (a, b):
