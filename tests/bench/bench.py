@@ -355,6 +355,7 @@ class Bench:
         (wrk), beside the same bytes served as a static buffer by the same
         library (staticserve): requests per second, p50 and p99."""
         port, sport = free_port(), free_port()
+        self.proxy.reset()
         m, _ = self.mount("http", self.endpoint_config({"app": ""}, port))
         token = m.read("app", "authorization_token")
         url = "http://127.0.0.1:%d/roles/app/credentials" % port
