@@ -276,7 +276,12 @@ static int load_fd(struct parser *p, int fd, const char *path, struct cfg **out)
 		close(fd);
 		return cfg_fail_oom(p);
 	}
+	/* Relative paths are beside the file.  One that is gone (a snapshot
+	 * of it is being parsed) is taken by its name, absolute in the
+	 * daemon. */
 	real = realpath(path, NULL);
+	if (!real && path[0] == '/')
+		real = strdup(path);
 	if (real) {
 		p->base_dir = strdup(dirname(real));
 		free(real);

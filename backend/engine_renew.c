@@ -739,6 +739,10 @@ static void *worker_main(void *arg)
 	pthread_mutex_lock(&e->sched_lock);
 	e->workers--;
 	pthread_cond_broadcast(&e->quiet);
+	/* Work queued while this thread was leaving may have found every
+	 * slot taken and started nobody: look again. */
+	if (e->signing.n || e->prep.n || e->queue.n)
+		ensure_worker_sched(e);
 	pthread_mutex_unlock(&e->sched_lock);
 	return NULL;
 }

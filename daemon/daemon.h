@@ -38,8 +38,9 @@ enum start_mode {
 struct ctl_start {
 	uint32_t mode;
 	uint32_t resend;
-	uint32_t has_guard;	/* fds: [guard,] fuse[, creds], listeners */
+	uint32_t has_guard;	/* fds: [guard,] fuse[, creds], listeners[, revoked] */
 	uint32_t has_creds;	/* a predecessor's credentials come on an fd */
+	uint32_t has_revoked;	/* the revoked roles, after the listeners */
 	uint32_t n_listeners;
 	uint32_t heartbeat_ms;	/* 0: none (no watchdog to feed) */
 	uint32_t init_len;

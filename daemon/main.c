@@ -5,6 +5,7 @@
  * by its supervisor as `credfs --worker`.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,8 +101,22 @@ static int mount_command(int argc, char **argv, int takeover)
 	return rc;
 }
 
+/* Descriptors 0 to 2 are open, on /dev/null if they were not: started
+ * with them closed, credfs would hand those numbers to its sockets and
+ * memfds, and a worker's control socket would not be where it expects. */
+static void stdio_open(void)
+{
+	int fd;
+
+	while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd <= 2)
+		;
+	if (fd > 2)
+		close(fd);
+}
+
 int main(int argc, char **argv)
 {
+	stdio_open();
 	forbid_core_dumps();
 	if (argc >= 2 && strcmp(argv[1], "--worker") == 0)
 		return worker_main(argc - 1, argv + 1);

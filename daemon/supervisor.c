@@ -57,8 +57,8 @@ int supervisor_spawn(struct supervisor *s, int fresh)
 		return -1;
 	}
 	if (pid == 0) {
-		char *argv[10];
-		int n = 0, kept, revoked;
+		char *argv[9];
+		int n = 0, kept, ctl;
 		sigset_t none;
 
 		sigemptyset(&none);
@@ -67,14 +67,12 @@ int supervisor_spawn(struct supervisor *s, int fresh)
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (getppid() != parent)
 			_exit(EXIT_RUNTIME);
-		/* The kept configuration goes to 4 and the revoked roles to 5,
-		 * out of the way of 3 first. */
+		/* The control socket goes to 3 and the kept configuration to
+		 * 4, each moved out of the way first (either may be 3 or 4). */
+		ctl = fcntl(sv[1], F_DUPFD_CLOEXEC, 10);
 		kept = s->config_fd >= 0 && !fresh ?
 			fcntl(s->config_fd, F_DUPFD_CLOEXEC, 10) : -1;
-		revoked = s->revoked_fd >= 0 && !fresh ?
-			fcntl(s->revoked_fd, F_DUPFD_CLOEXEC, 10) : -1;
-		if (dup2(sv[1], 3) < 0 || (kept >= 0 && dup2(kept, 4) < 0) ||
-		    (revoked >= 0 && dup2(revoked, 5) < 0))
+		if (ctl < 0 || dup2(ctl, 3) < 0 || (kept >= 0 && dup2(kept, 4) < 0))
 			_exit(EXIT_RUNTIME);
 		argv[n++] = "credfs";
 		argv[n++] = "--worker";
@@ -86,8 +84,6 @@ int supervisor_spawn(struct supervisor *s, int fresh)
 			argv[n++] = "--fresh";
 		if (kept >= 0)
 			argv[n++] = "--kept-config";
-		if (revoked >= 0)
-			argv[n++] = "--revoked";
 		argv[n++] = (char *)s->o->config;
 		argv[n++] = (char *)s->o->mountpoint;
 		argv[n] = NULL;
@@ -112,6 +108,8 @@ static size_t start_fds(const struct supervisor *s, int creds, int *fds)
 		fds[n++] = creds;
 	for (size_t i = 0; i < s->n_listeners; i++)
 		fds[n++] = s->listeners[i];
+	if (s->revoked_fd >= 0)
+		fds[n++] = s->revoked_fd;
 	return n;
 }
 
@@ -123,6 +121,7 @@ int supervisor_start_worker(struct supervisor *s, int mode, int resend, int cred
 
 	st.has_guard = s->m.guard >= 0;
 	st.has_creds = creds >= 0;
+	st.has_revoked = s->revoked_fd >= 0;
 	st.n_listeners = (uint32_t)s->n_listeners;
 	/* Heartbeats only feed the service manager's watchdog: without one
 	 * an idle worker and supervisor do not wake at all. */

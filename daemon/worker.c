@@ -36,7 +36,6 @@
 
 #define CTL_FD 3
 #define KEPT_CONFIG_FD 4	/* with --kept-config */
-#define REVOKED_FD 5		/* with --revoked */
 #define IMPORT_TIMEOUT_MS 3000
 
 struct worker {
@@ -46,7 +45,7 @@ struct worker {
 	int detached;			/* log to syslog once serving */
 	int fresh;			/* nothing mounted yet: bind before CTL_UP */
 	int kept_config;		/* the supervisor's snapshot is at fd 4 */
-	int revoked;			/* the supervisor's revoked roles at fd 5 */
+	int revoked_fd;			/* the supervisor's revoked roles, or -1 */
 	size_t n_revoked;		/* the supervisor knows of this many */
 	int on_kept;			/* serving the supervisor's snapshot */
 	int snapshot;			/* what was parsed, for the supervisor */
@@ -141,7 +140,7 @@ static void worker_signals(struct worker *w)
 static int receive_start(struct worker *w)
 {
 	struct ctl_msg m;
-	size_t i = 0;
+	size_t i = 0, n_listeners;
 
 	if (ctl_recv(w->ctl, &m, -1) || m.type != CTL_START ||
 	    m.len != sizeof(w->start)) {
@@ -154,12 +153,19 @@ static int receive_start(struct worker *w)
 	w->creds_fd = w->start.has_creds && i < m.nfds ? m.fds[i++] : -1;
 	/* The HTTP face's listen sockets: a fresh worker bound its own (the
 	 * same sockets, sent to the supervisor before CTL_UP). */
+	n_listeners = m.nfds - i - (w->start.has_revoked && m.nfds > i);
+	if (w->start.n_listeners < n_listeners)
+		n_listeners = w->start.n_listeners;
 	if (w->sockets) {
-		for (; i < m.nfds; i++)
-			close(m.fds[i]);
+		for (size_t k = 0; k < n_listeners; k++)
+			close(m.fds[i + k]);
 	} else {
-		w->sockets = endpoint_sockets_adopt(m.fds + i, m.nfds - i);
+		w->sockets = endpoint_sockets_adopt(m.fds + i, n_listeners);
 	}
+	i += n_listeners;
+	w->revoked_fd = w->start.has_revoked && i < m.nfds ? m.fds[i++] : -1;
+	for (; i < m.nfds; i++)
+		close(m.fds[i]);
 	w->secret = endpoint_secret_from(w->start.secret, sizeof(w->start.secret));
 	OPENSSL_cleanse(w->start.secret, sizeof(w->start.secret));
 	if (w->fuse_fd < 0 || w->start.init_len > sizeof(w->start.init)) {
@@ -190,38 +196,39 @@ static void send_listeners(struct worker *w)
 static void after_reload(void *arg, int snapshot)
 {
 	struct worker *w = arg;
-	size_t n;
-	int fd;
+	size_t n = fs_face_revoked_count(w->face);
+	int fd = n != w->n_revoked ? fs_face_revoked(w->face) : -1;
 
-	send_listeners(w);
-	if (ctl_send(w->ctl, CTL_CONFIG, NULL, 0, &snapshot, 1))
-		log_warn("cannot hand the configuration to the supervisor: error %d", errno);
-	n = fs_face_revoked_count(w->face);
-	fd = n != w->n_revoked ? fs_face_revoked(w->face) : -1;
+	/* Revocations first: a worker that dies between two of these sends
+	 * leaves its successor over-protective, never the other way. */
 	if (fd >= 0) {
 		if (ctl_send(w->ctl, CTL_REVOKED, NULL, 0, &fd, 1))
 			log_warn("cannot hand the revoked roles to the supervisor: error %d",
 				 errno);
 		else
 			w->n_revoked = n;
-	}
-	if (fd >= 0)
 		close(fd);
+	}
+	if (ctl_send(w->ctl, CTL_CONFIG, NULL, 0, &snapshot, 1))
+		log_warn("cannot hand the configuration to the supervisor: error %d", errno);
+	send_listeners(w);
 }
 
 /* A predecessor's revocations hold here too: what a reader was refused
  * before stays refused.  Without them a reader whose access a reload
  * removed could, through a descriptor opened earlier, read what the
- * kernel caches for the new owner. */
+ * kernel caches for the new owner.  Marked before serving; the kernel is
+ * told once INIT is done (fs_face_push_revoked), since libfuse drops what
+ * it is told before. */
 static int restore_revoked(struct worker *w)
 {
 	int rc;
 
-	if (!w->revoked)
+	if (w->revoked_fd < 0)
 		return 0;
-	rc = fs_face_restore_revoked(w->face, REVOKED_FD);
-	close(REVOKED_FD);
-	w->revoked = 0;
+	rc = fs_face_restore_revoked(w->face, w->revoked_fd);
+	close(w->revoked_fd);
+	w->revoked_fd = -1;
 	if (rc) {
 		log_error("cannot read the revoked roles from the supervisor: error %d", errno);
 		return -1;
@@ -339,6 +346,7 @@ static int serve(struct worker *w)
 
 	if (fs_face_init(w->face))
 		return EXIT_RUNTIME;
+	fs_face_push_revoked(w->face);
 	w->reloader = reloader_start(w->config, w->engine, &hooks);
 	if (!w->reloader ||
 	    pthread_create(&w->ctl_thread, NULL, ctl_main, w))
@@ -393,6 +401,8 @@ static void teardown(struct worker *w)
 	if (w->creds_fd >= 0)
 		close(w->creds_fd);
 	endpoint_sockets_close(w->sockets);
+	if (w->revoked_fd >= 0)
+		close(w->revoked_fd);
 	endpoint_secret_free(w->secret);
 }
 
@@ -458,7 +468,7 @@ static int load_config(struct worker *w)
 int worker_main(int argc, char **argv)
 {
 	struct worker w = { .ctl = CTL_FD, .fuse_fd = -1, .guard_fd = -1, .creds_fd = -1,
-			    .snapshot = -1 };
+			    .snapshot = -1, .revoked_fd = -1 };
 	int i = 1, rc;
 
 	for (; i < argc && argv[i][0] == '-'; i++) {
@@ -470,16 +480,12 @@ int worker_main(int argc, char **argv)
 			w.fresh = 1;
 		else if (!strcmp(argv[i], "--kept-config"))
 			w.kept_config = 1;
-		else if (!strcmp(argv[i], "--revoked"))
-			w.revoked = 1;
 	}
 	if (argc - i != 2)
 		return EXIT_USAGE;
 	w.config = argv[i];
 	w.mountpoint = argv[i + 1];
 	fcntl(w.ctl, F_SETFD, FD_CLOEXEC);
-	if (w.revoked)
-		fcntl(REVOKED_FD, F_SETFD, FD_CLOEXEC);
 	/* A worker started again under a detached supervisor has no terminal:
 	 * it logs to syslog from the start. */
 	log_open("credfs", w.detached && !w.fresh,

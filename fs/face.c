@@ -151,15 +151,19 @@ int fs_face_restore_revoked(struct fs_face *f, int fd)
 	if (memfd_read(fd, REVOKED_MAX, &names, &len))
 		return -1;
 	/* Each name is whole: the last one ends with its NUL too. */
-	for (size_t at = 0; at < len; at += strlen(names + at) + 1) {
-		const char *name = names + at;
-
-		fs_mark_revoked(&f->fs, name);
-		for (int k = 0; k < ROLE_FILE_COUNT; k++)
-			inval_ino(f->fs.inval, tree_role_ino(name, k), 1);
-	}
+	for (size_t at = 0; at < len; at += strlen(names + at) + 1)
+		fs_mark_revoked(&f->fs, names + at);
 	free(names);
 	return 0;
+}
+
+void fs_face_push_revoked(struct fs_face *f)
+{
+	const struct buf *b = &f->fs.revoked;
+
+	for (size_t at = 0; at < b->len; at += strlen(b->data + at) + 1)
+		for (int k = 0; k < ROLE_FILE_COUNT; k++)
+			inval_ino(f->fs.inval, tree_role_ino(b->data + at, k), 1);
 }
 
 struct credfs *fs_face_credfs(struct fs_face *f)

@@ -59,6 +59,9 @@ struct engine_face fs_face_reloader(struct fs_face *f);
  * there are none).  fs_face_restore_revoked marks those of a predecessor
  * (fd: such a memfd, borrowed) after fs_face_attach: 0 or -1. */
 size_t fs_face_revoked_count(const struct fs_face *f);
+/* Drops what the kernel holds of the revoked roles' files (after
+ * fs_face_init: libfuse drops a notification sent before INIT). */
+void fs_face_push_revoked(struct fs_face *f);
 int fs_face_revoked(struct fs_face *f) WUR;
 int fs_face_restore_revoked(struct fs_face *f, int fd) WUR;
 void fs_face_free(struct fs_face *f);

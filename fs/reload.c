@@ -28,17 +28,15 @@ static int access_changed(const struct cfg_presentation *a,
  * reader is checked; what the kernel holds now is dropped. */
 void fs_mark_revoked(struct credfs *fs, const char *name)
 {
-	size_t len = strlen(name) + 1;
-
-	for (size_t at = 0; at < fs->revoked.len; at += strlen(fs->revoked.data + at) + 1)
-		if (!strcmp(fs->revoked.data + at, name))
-			goto mark;
-	if (buf_append(&fs->revoked, name, len))
+	/* Listed once: a role already marked is in the list (the mark of
+	 * its first file says so, without a search of the list). */
+	if (docs_is_revoked(&fs->docs, tree_role_ino(name, 0)))
+		return;
+	if (buf_append(&fs->revoked, name, strlen(name) + 1))
 		log_warn("role %s: out of memory keeping its revocation for the next worker",
 			 name);
 	else
 		fs->n_revoked++;
-mark:
 	for (int f = 0; f < ROLE_FILE_COUNT; f++)
 		docs_mark_revoked(&fs->docs, tree_role_ino(name, f));
 }

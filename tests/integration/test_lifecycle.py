@@ -274,15 +274,19 @@ class TestRevocation(LifecycleCase):
         """A reload gives a role to another uid; a descriptor the old owner
         opened before stays refused in every later worker, with the new
         owner reading in between."""
-        self.proxy.lifetime = 900
+        # Credentials the kernel may keep attributes of for a long time
+        # (refresh in 30 min): only the revocation mark makes each read of
+        # the old descriptor reach the daemon.
+        self.proxy.lifetime = 3600
         os.chmod(self.dir, 0o755)
+        defaults = "refresh_fraction = 0.5\nmin_validity = 1\n"
         roles = lambda uid: {"app": "subject = app\nuid = %d\nmode = 0400\n" % uid,
                              "other": "subject = other\n"}
-        m = self.start(roles(12345), extra=["-o", "allow_other"])
+        m = self.start(roles(12345), extra=["-o", "allow_other"], defaults=defaults)
         old = fd_holder(self, m.path("app", "credentials"), 12345)
         self.assertEqual(holder_read(old)[0], "ok")
         write_config(m.config, self.config_text(roles=roles(12346),
-                                                defaults="wait_timeout = %d\n" % WAIT))
+                                                defaults="wait_timeout = %d\n%s" % (WAIT, defaults)))
         os.kill(m.proc.pid, signal.SIGHUP)
         # The new owner shows on the directory and on the file itself (the
         # kernel may hold the file's attributes a moment longer).
