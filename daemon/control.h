@@ -28,11 +28,13 @@ enum ctl_type {
 	CTL_CONFIG,		/* fd: the text of the configuration in force
 				 * (also on CTL_UP), for the next worker */
 	CTL_REVOKED,		/* fd: the roles whose access a reload revoked */
+	CTL_RELOADED,		/* uint64: the CTL_RELOAD it answers */
 	CTL_GONE,		/* the connection ended (unmounted) */
 	/* supervisor -> worker */
 	CTL_START = 32,		/* struct ctl_start; fds: see below */
 	CTL_STOP,		/* finish what was read, then exit */
 	CTL_HANDOFF,		/* fd: write the cached credentials there */
+	CTL_RELOAD,		/* uint64: a number; read the file again */
 	/* successor -> supervisor (the handover socket) */
 	CTL_HELLO = 64,		/* struct ctl_hello */
 	CTL_NEED_CREDS,		/* fd: where the worker's cache goes */

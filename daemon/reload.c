@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -17,6 +18,8 @@ struct reloader {
 	size_t n_faces;
 	void (*after)(void *arg, int snapshot);
 	void *after_arg;
+	void (*done)(void *arg, unsigned long asked);
+	atomic_ulong asked;		/* the last reload_ask number */
 	pthread_t thread;
 };
 
@@ -68,6 +71,7 @@ int reload_now(struct reloader *rl)
 static void *reload_main(void *arg)
 {
 	struct reloader *rl = arg;
+	unsigned long asked;
 	char buf[256];
 	ssize_t n;
 
@@ -84,9 +88,22 @@ static void *reload_main(void *arg)
 			if (memchr(buf, 'q', (size_t)n))
 				return NULL;
 		fcntl(hup_pipe[0], F_SETFL, 0);
+		asked = atomic_load(&rl->asked);
 		reload_now(rl);
+		if (asked && rl->done)
+			rl->done(rl->after_arg, asked);
 	}
 	return NULL;
+}
+
+void reload_ask(struct reloader *rl, unsigned long number)
+{
+	char c = 'h';
+
+	atomic_store(&rl->asked, number);
+	if (write(hup_pipe[1], &c, 1) < 0) {
+		/* The pipe is full: a reload is pending anyway. */
+	}
 }
 
 struct reloader *reloader_start(const char *config_path, struct engine *e,
@@ -94,6 +111,7 @@ struct reloader *reloader_start(const char *config_path, struct engine *e,
 {
 	struct reloader *rl = calloc(1, sizeof(*rl));
 	struct sigaction sa;
+	sigset_t hup;
 
 	if (!rl || hooks->n_faces > ENGINE_FACES_MAX || pipe2(hup_pipe, O_CLOEXEC)) {
 		free(rl);
@@ -106,6 +124,7 @@ struct reloader *reloader_start(const char *config_path, struct engine *e,
 	rl->n_faces = hooks->n_faces;
 	rl->after = hooks->after;
 	rl->after_arg = hooks->after_arg;
+	rl->done = hooks->done;
 	if (pthread_create(&rl->thread, NULL, reload_main, rl)) {
 		close(hup_pipe[0]);
 		close(hup_pipe[1]);
@@ -117,6 +136,11 @@ struct reloader *reloader_start(const char *config_path, struct engine *e,
 	sigemptyset(&sa.sa_mask);
 	sa.sa_flags = SA_RESTART;
 	sigaction(SIGHUP, &sa, NULL);
+	/* A SIGHUP that came while the worker started was held: it is
+	 * taken now, on this thread. */
+	sigemptyset(&hup);
+	sigaddset(&hup, SIGHUP);
+	pthread_sigmask(SIG_UNBLOCK, &hup, NULL);
 	return rl;
 }
 

@@ -196,6 +196,16 @@ static void store_listeners(struct supervisor *s)
 	s->stored_listeners = s->n_listeners;
 }
 
+/* Asks a serving worker for the reloads asked and not yet made. */
+static void ask_reload(struct supervisor *s)
+{
+	uint64_t n = s->reload_asked;
+
+	if (n > s->reload_done && s->w.pid && s->w.serving && s->w.ctl >= 0 &&
+	    ctl_send(s->w.ctl, CTL_RELOAD, &n, sizeof(n), NULL, 0))
+		log_warn("cannot ask the worker for a reload: error %d", errno);
+}
+
 /* The one descriptor m carries, in *slot instead of the one there: 1 if
  * it did carry one. */
 static int keep_fd(int *slot, struct ctl_msg *m)
@@ -222,6 +232,16 @@ void supervisor_take_message(struct supervisor *s, struct ctl_msg *m)
 	case CTL_SERVING:
 		s->w.serving = 1;
 		s->w.heartbeat_ms = clock_mono_ms();
+		ask_reload(s);
+		break;
+	case CTL_RELOADED:
+		if (m->len == sizeof(uint64_t)) {
+			uint64_t n;
+
+			memcpy(&n, m->data, sizeof(n));
+			if (n > s->reload_done)
+				s->reload_done = n;
+		}
 		break;
 	case CTL_HEARTBEAT:
 		s->w.heartbeat_ms = clock_mono_ms();
@@ -441,8 +461,12 @@ static void on_signal(struct supervisor *s)
 			stop_on_purpose(s);
 			break;
 		case SIGHUP:
-			if (s->w.pid)
-				kill(s->w.pid, SIGHUP);
+			/* Numbered and kept until a worker says it was made:
+			 * one that dies first, or is not serving yet, leaves it
+			 * to the next (which serves the configuration in force,
+			 * not the file, until told). */
+			s->reload_asked++;
+			ask_reload(s);
 			break;
 		case SIGCHLD:
 			reap(s);

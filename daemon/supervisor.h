@@ -65,6 +65,8 @@ struct supervisor {
 	int peer_stage;
 	char peer_version[64];	/* the successor's, from its HELLO */
 
+	uint64_t reload_asked;		/* SIGHUPs so far */
+	uint64_t reload_done;		/* the last a worker said it made */
 	int connection_gone;
 	int stopping;
 	int handed_over;

@@ -99,6 +99,13 @@ static void *ctl_main(void *arg)
 			ctl_close_fds(&m);
 			break;
 		}
+		if (m.type == CTL_RELOAD && m.len == sizeof(uint64_t) && w->reloader) {
+			uint64_t n;
+
+			memcpy(&n, m.data, sizeof(n));
+			reload_ask(w->reloader, (unsigned long)n);
+			continue;
+		}
 		if (m.type == CTL_HANDOFF && m.nfds == 1) {
 			engine_export(w->engine, m.fds[0]);
 			ctl_close_fds(&m);
@@ -125,7 +132,13 @@ static void on_term(int sig)
 static void worker_signals(struct worker *w)
 {
 	struct sigaction sa;
+	sigset_t hup;
 
+	/* SIGHUP waits, blocked, until the reloader is there to take it
+	 * (reloader_start): until then it would end the worker. */
+	sigemptyset(&hup);
+	sigaddset(&hup, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &hup, NULL);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGINT, &sa, NULL);
@@ -237,6 +250,17 @@ static int restore_revoked(struct worker *w)
 	return 0;
 }
 
+/* The supervisor's reload number n was made (or refused: it is told all
+ * the same, the file was read). */
+static void reload_done(void *arg, unsigned long n)
+{
+	struct worker *w = arg;
+	uint64_t number = n;
+
+	if (ctl_send(w->ctl, CTL_RELOADED, &number, sizeof(number), NULL, 0))
+		log_warn("cannot tell the supervisor a reload was made: error %d", errno);
+}
+
 /* A fresh start binds every listen address before the supervisor mounts:
  * one in use fails the start on the terminal, with nothing mounted. */
 static int bind_fresh(struct worker *w)
@@ -341,7 +365,8 @@ static int serve(struct worker *w)
 	struct engine_face faces[] = { fs_face_reloader(w->face),
 				       endpoint_reloader(w->endpoint) };
 	struct reload_hooks hooks = { .faces = faces, .n_faces = 2,
-				      .after = after_reload, .after_arg = w };
+				      .after = after_reload, .after_arg = w,
+				      .done = reload_done };
 	int rc;
 
 	if (fs_face_init(w->face))

@@ -208,6 +208,17 @@ class TestWorkerDeath(LifecycleCase):
         kill_worker(self, m.proc)
         self.assertIn("aws_session_token", m.read("r04", "credentials"))
 
+    def test_a_reload_asked_while_no_worker_serves_is_made_when_one_does(self):
+        m = self.start(self.roles(2))
+        write_config(m.config, self.config_text(roles=self.roles(3),
+                                                defaults="wait_timeout = %d\n" % WAIT))
+        w = worker_of(m.proc.pid)
+        os.kill(w, signal.SIGKILL)
+        os.kill(m.proc.pid, signal.SIGHUP)      # no worker serves right now
+        self.assertTrue(wait_for(lambda: os.path.isdir(m.path("r02")), 10),
+                        "the reload was lost: %s" % m.output()[-600:])
+        self.assertIn("aws_session_token", m.read("r02", "credentials"))
+
     def test_workers_that_cannot_start_are_retried_with_a_delay_not_in_a_loop(self):
         """Neither the file nor the configuration in force loads (the
         signing key is gone): each new worker dies before it is up.  The
