@@ -217,3 +217,8 @@ char *secret_strdup(const char *s)
 {
 	return s ? secret_strndup(s, strlen(s)) : NULL;
 }
+
+void secret_thread_end(void)
+{
+	OPENSSL_thread_stop();
+}

@@ -46,6 +46,11 @@ char *buf_steal(struct buf *b) WUR;
  * (RLIMIT_MEMLOCK), 0 when it could not be created.  Call before any
  * secret is allocated, once. */
 int secret_heap_init(size_t size);
+/* Frees the calling thread's OpenSSL state (its error queue, its random
+ * generators).  A detached thread calls it before it tells anyone it is
+ * done: its exit destructors could otherwise still be running when the
+ * process exits, and free under OpenSSL's own cleanup. */
+void secret_thread_end(void);
 /* Locks the secure heap in memory again (a child of fork() does not
  * inherit memory locks).  0 on success, -1 if there is none or the system
  * refused. */

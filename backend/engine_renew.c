@@ -24,7 +24,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "buf.h"
@@ -735,7 +734,7 @@ static void *worker_main(void *arg)
 	 * queue) is freed here, while it still counts as a worker: a
 	 * detached thread's exit destructors could otherwise still run once
 	 * engine_stop has returned and the process is exiting. */
-	OPENSSL_thread_stop();
+	secret_thread_end();
 	pthread_mutex_lock(&e->sched_lock);
 	e->workers--;
 	pthread_cond_broadcast(&e->quiet);

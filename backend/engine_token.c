@@ -64,6 +64,7 @@ static void *file_read_main(void *arg)
 		exchange_error_set(&err, "NoMemory", "out of memory");
 		rc = -1;
 	}
+	secret_thread_end();	/* detached: done with OpenSSL */
 	pthread_mutex_lock(&r->lock);
 	seq = r->use->renewal_seq;
 	if (r->use->tok.read == fr && r->settings_gen == fr->settings_gen) {

@@ -10,6 +10,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "log.h"
 
 /* The kernel's message headers (include/uapi/linux/fuse.h), written out
@@ -326,6 +327,7 @@ static void *serve_thread(void *arg)
 	pthread_mutex_unlock(&s->lock);
 out:
 	free(buf.mem);
+	secret_thread_end();	/* detached: done with OpenSSL */
 	pthread_mutex_lock(&s->lock);
 	s->threads--;
 	pthread_cond_broadcast(&s->done);

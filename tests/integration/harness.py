@@ -318,6 +318,12 @@ def wait_for(predicate, timeout=10.0, step=0.1):
     return predicate()
 
 
+def sanitized(pid):
+    """Whether process pid runs the AddressSanitizer build."""
+    with open("/proc/%d/maps" % pid) as f:
+        return "libasan" in f.read()
+
+
 def fd_count(pid):
     """Open descriptors of process pid."""
     return len(os.listdir("/proc/%d/fd" % pid))

@@ -10,17 +10,12 @@ import os
 import threading
 import time
 
-from harness import CredfsTestCase, fd_count, rss_kb, worker_of
+from harness import CredfsTestCase, fd_count, rss_kb, sanitized, worker_of
 
 RENEWALS = int(os.environ.get("CREDFS_SOAK_RENEWALS", "100"))
 ROLES = 10
 READERS = 6
 LIFETIME = 4            # seconds the forwarded credentials last
-
-
-def sanitized(pid):
-    with open("/proc/%d/maps" % pid) as f:
-        return "libasan" in f.read()
 
 
 def parse_expiration(text):
