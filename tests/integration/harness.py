@@ -1,6 +1,7 @@
 """Shared machinery of the integration tests: a moto STS, the counting
 proxy in front of it, keys and configs in a temporary directory, and a real
 credfs mount that is always unmounted, even when a test fails."""
+import ctypes
 import json
 import os
 import re
@@ -33,6 +34,12 @@ def moto_command():
     raise RuntimeError("moto_server not found (it comes with the machine's pyenv Python)")
 
 
+def die_with_parent():
+    """In the child, before exec: SIGTERM when the test process goes, however
+    it goes, so no server a test starts outlives it (PR_SET_PDEATHSIG)."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+
+
 class Moto:
     """moto_server on a free loopback port, for the life of a test class."""
 
@@ -44,7 +51,7 @@ class Moto:
         e.update(env or {})
         self.proc = subprocess.Popen(moto_command() + ["-H", "127.0.0.1", "-p", str(self.port)],
                                      stdout=self.log, stderr=self.log, env=e,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=die_with_parent)
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.proc.poll() is not None:

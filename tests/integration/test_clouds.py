@@ -10,7 +10,6 @@ way an endpoint can misbehave, reload, access control, one mount with all
 three clouds, and no secret in the log.  Nothing leaves loopback: the node
 processes refuse any other address (js/loopback_only.mjs)."""
 import concurrent.futures
-import ctypes
 import errno
 import json
 import os
@@ -25,8 +24,9 @@ import time
 import urllib.request
 
 import jsdeps
-from harness import (ACCOUNT, AWS_CLI, SYSTEM_PYTHON, CredfsTestCase, clean_aws_env, jwt_part,
-                     parse_credentials, read_errno, rfc3339, wait_for)
+from harness import (ACCOUNT, AWS_CLI, SYSTEM_PYTHON, CredfsTestCase, clean_aws_env,
+                     die_with_parent, jwt_part, parse_credentials, read_errno, rfc3339,
+                     wait_for)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 FAKE = os.path.join(HERE, "fake_clouds.py")
@@ -50,12 +50,6 @@ GOOGLE_DEFAULTS = {"issuer": ISSUER, "allowed_audiences": [], "expires_in": 3600
 AZURE_DEFAULTS = {"expires_in": 3599, "refresh_in": None,
                   "apps": {CLIENT: [{"issuer": ISSUER, "subject": SUBJECT,
                                      "audiences": [AZURE_AUDIENCE]}]}}
-
-
-def die_with_parent():
-    """In the child, before exec: SIGTERM when the test process goes, however
-    it goes, so no fake outlives the tests (PR_SET_PDEATHSIG)."""
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
 
 
 class FakeClouds:
