@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "buf.h"
+
 static int check_failures_in_test;
 
 #define CHECK(cond)                                                          \
@@ -61,5 +63,31 @@ static inline int check_main(const struct check_case *cases, size_t n)
 }
 
 #define CHECK_RUN(cases) check_main(cases, sizeof(cases) / sizeof((cases)[0]))
+
+/* A whole file (test data) as a NUL-terminated string, its length in *len
+ * when len is not NULL; NULL if it cannot be read. */
+static inline char *check_read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	struct buf b;
+	char chunk[4096];
+	size_t n;
+
+	if (len)
+		*len = 0;
+	if (!f)
+		return NULL;
+	buf_init(&b, 1024 * 1024);
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+		if (buf_append(&b, chunk, n)) {
+			fclose(f);
+			return NULL;
+		}
+	}
+	fclose(f);
+	if (len)
+		*len = b.len;
+	return buf_steal(&b);
+}
 
 #endif

@@ -25,27 +25,6 @@ typedef int (*cloud_parser_fn)(const char *body, size_t len, int http_status,
 			       int64_t now, struct oauth_token *out,
 			       struct exchange_error *err);
 
-static char *read_whole(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	struct buf b;
-	char chunk[4096];
-	size_t n;
-
-	if (!f)
-		return NULL;
-	buf_init(&b, 1024 * 1024);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-		if (buf_append(&b, chunk, n)) {
-			fclose(f);
-			return NULL;
-		}
-	}
-	fclose(f);
-	*len = b.len;
-	return buf_steal(&b);
-}
-
 /* One case: expected is "ok EXPIRES TOKEN" (the token is compared, never
  * printed) or "error CODE RETRYABLE THROTTLED [TEXT]", TEXT being words
  * the message must hold, so a case proves it failed for its own reason. */
@@ -61,11 +40,11 @@ static void run_cloud_case(const char *dir, const char *name,
 	int retryable, throttled, used = 0, rc, before = check_failures_in_test;
 
 	snprintf(path, sizeof(path), "%s/%s/body", dir, name);
-	body = read_whole(path, &body_len);
+	body = check_read_file(path, &body_len);
 	snprintf(path, sizeof(path), "%s/%s/status", dir, name);
-	status_s = read_whole(path, &n);
+	status_s = check_read_file(path, &n);
 	snprintf(path, sizeof(path), "%s/%s/expected", dir, name);
-	expected = read_whole(path, &n);
+	expected = check_read_file(path, &n);
 	CHECK(body && status_s && expected);
 	if (!body || !status_s || !expected)
 		goto out;

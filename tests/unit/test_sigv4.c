@@ -77,28 +77,6 @@ static int PRINTF_LIKE(3, 4) path_fmt(char *out, size_t n, const char *fmt,
 }
 
 /* Whole file as a NUL-terminated string (length in *len), or NULL. */
-static char *read_file(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	struct buf b;
-	char chunk[4096];
-	size_t n;
-
-	if (!f)
-		return NULL;
-	buf_init(&b, 1024 * 1024);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-		if (buf_append(&b, chunk, n)) {
-			fclose(f);
-			return NULL;
-		}
-	}
-	fclose(f);
-	if (len)
-		*len = b.len;
-	return buf_steal(&b);
-}
-
 static void raw_request_free(struct raw_request *r)
 {
 	free(r->method);
@@ -306,7 +284,7 @@ static int expect_file(const char *name, const char *ext, const char *got,
 
 	base = base ? base + 1 : name;
 	want = path_fmt(path, sizeof(path), "%s/%s/%s.%s", AWS4_SUITE_DIR, name,
-			base, ext) ? NULL : read_file(path, NULL);
+			base, ext) ? NULL : check_read_file(path, NULL);
 	if (!want) {
 		fprintf(stderr, "    %s: cannot read .%s\n", name, ext);
 		return 0;
@@ -344,7 +322,7 @@ static int run_suite_case(const char *name)
 
 	base = base ? base + 1 : name;
 	text = path_fmt(path, sizeof(path), "%s/%s/%s.req", AWS4_SUITE_DIR,
-			name, base) ? NULL : read_file(path, NULL);
+			name, base) ? NULL : check_read_file(path, NULL);
 	if (!text || parse_request(text, &r)) {
 		fprintf(stderr, "    %s: cannot parse .req\n", name);
 		free(text);

@@ -31,27 +31,6 @@
 /* ------------------------------------------------------------------ */
 /* Helpers                                                             */
 
-static char *read_file(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	struct buf b;
-	char chunk[4096];
-	size_t n;
-
-	if (!f)
-		return NULL;
-	buf_init(&b, 1024 * 1024);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-		if (buf_append(&b, chunk, n)) {
-			fclose(f);
-			return NULL;
-		}
-	}
-	fclose(f);
-	*len = b.len;
-	return buf_steal(&b);
-}
-
 static int cmp_names(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -71,11 +50,11 @@ static void run_case(const char *name)
 	int status, retryable, rc, used = 0, before = check_failures_in_test;
 
 	snprintf(path, sizeof(path), "%s/%s/body.xml", STS_DIR, name);
-	body = read_file(path, &body_len);
+	body = check_read_file(path, &body_len);
 	snprintf(path, sizeof(path), "%s/%s/status", STS_DIR, name);
-	status_s = read_file(path, &n);
+	status_s = check_read_file(path, &n);
 	snprintf(path, sizeof(path), "%s/%s/expected", STS_DIR, name);
-	expected = read_file(path, &n);
+	expected = check_read_file(path, &n);
 	CHECK(body && status_s && expected);
 	if (!body || !status_s || !expected)
 		goto out;
@@ -165,7 +144,7 @@ static void test_parse_fields(void)
 	struct exchange_error err;
 
 	snprintf(path, sizeof(path), "%s/web_identity_aws/body.xml", STS_DIR);
-	body = read_file(path, &len);
+	body = check_read_file(path, &len);
 	CHECK(body != NULL);
 	if (!body)
 		return;
